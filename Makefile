@@ -1,0 +1,30 @@
+# The two commands a new user runs: `make demo` and `make test`. Both install first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Set TORCH_SPEC= (empty) where a CUDA build of torch is already installed in the venv.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(if $(TORCH_SPEC),$(PIP) install -q $(TORCH_SPEC))
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps allennlp==2.10.1 torchvision==0.16.2
+	$(PIP) install -q --no-deps -e .
+	touch $(STAMP)
+
+demo: install
+	bash scripts/demo.sh
+
+test: install
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,38 @@
+"""
+allennlp-lpt: Late Prompt Tuning (Liu et al., Findings of EMNLP 2022) as AllenNLP components.
+
+Importing the package registers every component, so `--include-package allennlp_lpt` and a
+`.allennlp_plugins` file listing `allennlp_lpt` both find them.
+"""
+from allennlp_lpt import backbones  # noqa: F401  (registers the backbone families)
+from allennlp_lpt.data.dataset_readers import TsvClassificationReader
+from allennlp_lpt.generators import (
+    AveragePoolingPromptGenerator,
+    MaxPoolingPromptGenerator,
+    NaivePromptGenerator,
+    PromptGenerator,
+    StaticPromptGenerator,
+)
+from allennlp_lpt.models import LatePromptClassifier
+from allennlp_lpt.modules.seq2vec_encoders import (
+    LatePromptEncoder,
+    LatePromptGPT2Encoder,
+    LatePromptRobertaEncoder,
+)
+from allennlp_lpt.modules.token_embedders import LatePromptTransformerEmbedder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AveragePoolingPromptGenerator",
+    "LatePromptClassifier",
+    "LatePromptEncoder",
+    "LatePromptGPT2Encoder",
+    "LatePromptRobertaEncoder",
+    "LatePromptTransformerEmbedder",
+    "MaxPoolingPromptGenerator",
+    "NaivePromptGenerator",
+    "PromptGenerator",
+    "StaticPromptGenerator",
+    "TsvClassificationReader",
+]

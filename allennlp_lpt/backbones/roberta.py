@@ -1,0 +1,10 @@
+"""RoBERTa and its derivatives: BERT's layout, padding-aware positions, `lm_head` as MLM head."""
+from allennlp_lpt.backbones.bert import EncoderFamily
+from allennlp_lpt.core.family import register_family
+
+
+@register_family
+class RobertaFamily(EncoderFamily):
+    name = "roberta"
+    model_types = ("roberta", "xlm-roberta", "camembert")
+    lm_head_prefix = "lm_head."

@@ -1,0 +1,62 @@
+"""Attention masks and prompt insertion: the tensor arithmetic every family shares."""
+from typing import Tuple
+
+import torch
+
+
+def attention_bias(mask: torch.Tensor, dtype: torch.dtype, *, causal: bool) -> torch.Tensor:
+    """
+    Turns a boolean padding mask into the additive bias HuggingFace layers expect.
+
+    # Parameters
+
+    mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+        True for positions that may be attended to.
+    dtype : `torch.dtype`
+        The dtype of the hidden states (the bias must match it).
+    causal : `bool`
+        Adds the lower-triangular mask over the whole (prompt-extended) sequence, so that prompt
+        i sees prompts <= i and every real token sees every prompt.
+
+    # Returns
+
+    `torch.Tensor`, shape `(batch_size, 1, 1, seq_len)`, or `(batch_size, 1, seq_len, seq_len)`
+    when `causal`: 0 where attention is allowed, the dtype's minimum elsewhere. The causal form is
+    complete on its own (GPT-2's SDPA attention skips its own causal mask when one is given).
+    """
+    allowed = mask.bool()[:, None, None, :]
+    if causal:
+        length = mask.size(1)
+        lower = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril()
+        allowed = allowed & lower[None, None, :, :]
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def prepend_prompt(
+    states: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """
+    Prepends the prompt vectors to the hidden states and `n` "attend" entries to the mask.
+    Nothing is replaced; every index into the sequence shifts by `n`.
+
+    # Parameters
+
+    states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+    mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+    prompt : `torch.Tensor`, shape `(batch_size, n, hidden_size)`
+
+    # Returns
+
+    `(states, mask)` of shapes `(batch_size, n + seq_len, hidden_size)` and `(batch_size, n + seq_len)`.
+    """
+    if prompt.dim() != 3 or prompt.size(0) != states.size(0) or prompt.size(2) != states.size(2):
+        raise ValueError(
+            f"prompt of shape {tuple(prompt.shape)} does not fit states of shape "
+            f"{tuple(states.shape)}: expected (batch_size, n, hidden_size)"
+        )
+    prompt_mask = mask.new_ones(mask.size(0), prompt.size(1), dtype=torch.bool)
+    return (
+        torch.cat([prompt.to(states.dtype), states], dim=1),
+        torch.cat([prompt_mask, mask.bool()], dim=1),
+    )

@@ -1,0 +1,181 @@
+import csv
+import logging
+from typing import Dict, Iterable, List, Optional
+
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.file_utils import cached_path
+from allennlp.data import DatasetReader, Instance, Token
+from allennlp.data.fields import Field, LabelField, TextField
+from allennlp.data.token_indexers import PretrainedTransformerIndexer
+from transformers import AutoTokenizer
+
+from allennlp_lpt.core import family_for_model, resolve_model_name
+from allennlp_lpt.data.templates import InputEncoder, TemplateError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("glue-tsv", "label-tsv")
+
+
+@DatasetReader.register("lpt_tsv")
+class TsvClassificationReader(DatasetReader):
+    """
+    Sentence and sentence-pair classification from TSV files, tokenized for one pretrained
+    model, optionally through a prompt template.
+
+    Two formats: `"glue-tsv"` (a header row naming the columns, as in the GLUE files; the texts
+    are the `text_columns`, the label the `label_column`) and `"label-tsv"` (no header; each row is
+    `label<TAB>text`). Every bad row (missing column, empty text, unknown label) is an error
+    naming the file and line, unless `skip_invalid` is set, which skips and counts them.
+
+    Registered as a `DatasetReader` with name "lpt_tsv".
+
+    # Parameters
+
+    model_name : `str`
+        The model whose tokenizer to use (the same as the embedder's).
+    format : `str`, optional (default = `"glue-tsv"`)
+    text_columns : `List[str]`, optional (default = `["sentence"]`)
+        One column (single sentence) or two (a pair), for `"glue-tsv"`.
+    label_column : `str`, optional (default = `"label"`)
+    labels : `List[str]`, optional
+        The valid labels; a row with another is an error. Default: any non-empty label.
+    template : `str`, optional
+        A prompt template (`{s}` for one text, `{a}` and `{b}` for a pair, `<mask>` for the
+        masked-LM verbalizer), e.g. `"{s} . It was <mask> ."`. For GPT-2 the template ends where
+        the answer goes (e.g. `"{s} It was"`). Without one, the tokenizer's special tokens are used.
+    max_length : `int`, optional (default = `512`)
+        Longer inputs lose text tokens (longest text first), never template tokens.
+    skip_invalid : `bool`, optional (default = `False`)
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        format: str = "glue-tsv",
+        text_columns: Optional[List[str]] = None,
+        label_column: str = "label",
+        labels: Optional[List[str]] = None,
+        template: Optional[str] = None,
+        max_length: int = 512,
+        skip_invalid: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if format not in FORMATS:
+            raise ConfigurationError(f"format={format!r} is not one of {', '.join(FORMATS)}.")
+        self.text_columns = list(text_columns or ["sentence"])
+        if len(self.text_columns) not in (1, 2):
+            raise ConfigurationError(
+                f"text_columns={self.text_columns}: give one column or two (a pair)."
+            )
+        self.model_name = model_name
+        self.format = format
+        self.label_column = label_column
+        self.labels = None if labels is None else [str(label) for label in labels]
+        self.skip_invalid = skip_invalid
+        family = family_for_model(model_name)
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(model_name))
+        try:
+            self.encoder = InputEncoder(
+                self.tokenizer, causal=family.is_causal, template=template, max_length=max_length
+            )
+        except TemplateError as error:
+            raise ConfigurationError(f"dataset_reader.template: {error}") from error
+        self.placeholder_names = ["s"] if len(self.text_columns) == 1 else ["a", "b"]
+        self.token_indexers = {
+            "tokens": PretrainedTransformerIndexer(resolve_model_name(model_name))
+        }
+
+    def _rows(self, file_path: str) -> Iterable[tuple]:
+        """Yields (line number, {text column: text}, label) for every data row."""
+        with open(cached_path(file_path), newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            if self.format == "glue-tsv":
+                header = next(reader, None)
+                if header is None:
+                    return
+                missing = [c for c in self.text_columns + [self.label_column] if c not in header]
+                if missing:
+                    raise ConfigurationError(
+                        f"{file_path}:1: the header {header} lacks the column(s) {missing} "
+                        f"(dataset_reader.text_columns / label_column)."
+                    )
+                positions = [header.index(c) for c in self.text_columns]
+                label_position = header.index(self.label_column)
+            else:
+                positions, label_position = [1], 0
+            for row in reader:
+                line = reader.line_num
+                if not row or row == [""]:
+                    continue
+                needed = max(positions + [label_position])
+                if len(row) <= needed:
+                    yield line, None, f"has {len(row)} column(s), expected at least {needed + 1}"
+                    continue
+                texts = {c: row[p] for c, p in zip(self.text_columns, positions)}
+                yield line, texts, row[label_position]
+
+    def _read(self, file_path: str) -> Iterable[Instance]:
+        skipped = 0
+        for line, texts, label in self._rows(file_path):
+            problem = label if texts is None else self._row_problem(texts, label)
+            if problem is None:
+                try:
+                    yield self.text_to_instance(*texts.values(), label=label)  # type: ignore
+                    continue
+                except TemplateError as error:
+                    problem = str(error)
+            if not self.skip_invalid:
+                raise ConfigurationError(
+                    f"{file_path}:{line}: the row {problem}. Fix the row, or set "
+                    f"dataset_reader.skip_invalid to skip such rows."
+                )
+            skipped += 1
+        if skipped:
+            logger.warning("Skipped %d invalid row(s) of %s (skip_invalid is set).", skipped, file_path)
+
+    def _row_problem(self, texts: Dict[str, str], label: str) -> Optional[str]:
+        for column, text in texts.items():
+            if not text.strip():
+                return f"has an empty text in column {column!r}"
+        if not label.strip():
+            return "has an empty label"
+        if self.labels is not None and label not in self.labels:
+            return f"has the label {label!r}, which is not one of {self.labels}"
+        return None
+
+    def text_to_instance(  # type: ignore[override]
+        self, sentence: str, sentence2: Optional[str] = None, label: Optional[str] = None
+    ) -> Instance:
+        """
+        # Parameters
+
+        sentence : `str`
+        sentence2 : `str`, optional
+            The second text of a pair.
+        label : `str`, optional
+        """
+        given = [sentence] if sentence2 is None else [sentence, sentence2]
+        if len(given) != len(self.placeholder_names):
+            raise ValueError(
+                f"this reader expects {len(self.placeholder_names)} text(s) per instance "
+                f"(text_columns={self.text_columns}), got {len(given)}"
+            )
+        encoded = self.encoder.encode(dict(zip(self.placeholder_names, given)))
+        tokens = [
+            Token(text=text, text_id=token_id, type_id=type_id)
+            for text, token_id, type_id in zip(
+                self.tokenizer.convert_ids_to_tokens(encoded.token_ids),
+                encoded.token_ids,
+                encoded.type_ids,
+            )
+        ]
+        fields: Dict[str, Field] = {"tokens": TextField(tokens)}
+        if label is not None:
+            fields["label"] = LabelField(str(label))
+        return Instance(fields)
+
+    def apply_token_indexers(self, instance: Instance) -> None:
+        instance.fields["tokens"].token_indexers = self.token_indexers  # type: ignore

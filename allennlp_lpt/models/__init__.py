@@ -1,0 +1,3 @@
+from allennlp_lpt.models.late_prompt_classifier import LatePromptClassifier
+
+__all__ = ["LatePromptClassifier"]

@@ -1,0 +1,228 @@
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from allennlp.common.checks import ConfigurationError
+from allennlp.data import TextFieldTensors, Vocabulary
+from allennlp.models.model import Model
+from allennlp.modules import Seq2VecEncoder, TextFieldEmbedder
+from allennlp.nn import util
+from allennlp.training.metrics import CategoricalAccuracy
+from transformers import AutoTokenizer
+
+from allennlp_lpt.core import resolve_model_name
+from allennlp_lpt.modules import pairing
+from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
+from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
+    LatePromptTransformerEmbedder,
+)
+
+
+@Model.register("late_prompt_classifier")
+class LatePromptClassifier(Model):
+    """
+    The paper's classifier: no new head, the frozen pretrained language-model head decides.
+
+    - Bidirectional encoders (RoBERTa, BERT with an MLM head): the final state at `<mask>` goes
+      through the masked-LM head; training minimises cross-entropy over the full vocabulary with
+      the gold label word as target; prediction is the argmax over the label words' logits.
+    - GPT-2 (generative scoring): each candidate input is the context followed by
+      `" " + label word`, `answer_suffix` and eos; its score is the mean negative log-likelihood
+      of those tokens, and the lowest wins. Training scores the gold candidate only; the LM head
+      runs only at the scored positions.
+
+    Registered as a `Model` with name "late_prompt_classifier".
+
+    # Parameters
+
+    vocab : `Vocabulary`
+    text_field_embedder : `TextFieldEmbedder`
+        Holding one `late_prompt_transformer` embedder.
+    encoder : `Seq2VecEncoder`
+        A `late_prompt_roberta` or `late_prompt_gpt2` encoder of the same model and prompt layer.
+    label_words : `Dict[str, str]`
+        Label -> word; each `" " + word` must be one token of the model's vocabulary.
+    answer_suffix : `str`, optional (default = `" ."`)
+        GPT-2 only: what follows the label word before eos.
+    label_namespace : `str`, optional (default = `"labels"`)
+    """
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        text_field_embedder: TextFieldEmbedder,
+        encoder: Seq2VecEncoder,
+        label_words: Dict[str, str],
+        *,
+        answer_suffix: str = " .",
+        label_namespace: str = "labels",
+        **kwargs,
+    ) -> None:
+        super().__init__(vocab, **kwargs)
+        if not isinstance(encoder, LatePromptEncoder):
+            raise ConfigurationError(
+                f"late_prompt_classifier.encoder must be late_prompt_roberta or "
+                f"late_prompt_gpt2, got {type(encoder).__name__}."
+            )
+        embedders = [
+            module
+            for module in text_field_embedder.modules()
+            if isinstance(module, LatePromptTransformerEmbedder)
+        ]
+        if len(embedders) != 1:
+            raise ConfigurationError(
+                "late_prompt_classifier.text_field_embedder must hold exactly one "
+                f"late_prompt_transformer token embedder, found {len(embedders)}."
+            )
+        pairing.check_pair(embedders[0], encoder, encoder_type=encoder.encoder_type)
+        self._text_field_embedder = text_field_embedder
+        self._encoder = encoder
+        self._label_namespace = label_namespace
+        self._causal = encoder.family.is_causal
+        self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(encoder.model_name))
+        self._lm_head = encoder.family.load_lm_head(encoder.model_name)
+        for parameter in self._lm_head.parameters():
+            parameter.requires_grad_(False)
+
+        labels = vocab.get_index_to_token_vocabulary(label_namespace)
+        missing = [labels[i] for i in range(len(labels)) if labels[i] not in label_words]
+        if missing:
+            raise ConfigurationError(
+                f"label_words has no word for the label(s) {missing}; it maps "
+                f"{sorted(label_words)}."
+            )
+        self._label_words = [label_words[labels[i]] for i in range(len(labels))]
+        word_ids = [self._single_token(word) for word in self._label_words]
+        self.register_buffer("_label_word_ids", torch.tensor(word_ids), persistent=False)
+        if self._causal:
+            suffix = self._tokenizer.encode(answer_suffix, add_special_tokens=False)
+            answers = [[word_id] + suffix + [self._tokenizer.eos_token_id] for word_id in word_ids]
+            # Every answer has the same length here (one label token + the same suffix).
+            self.register_buffer("_answer_ids", torch.tensor(answers), persistent=False)
+        self._accuracy = CategoricalAccuracy()
+
+    def _single_token(self, word: str) -> int:
+        ids = self._tokenizer.encode(" " + word, add_special_tokens=False)
+        if len(ids) != 1:
+            pieces = self._tokenizer.convert_ids_to_tokens(ids)
+            raise ConfigurationError(
+                f"label_words: {word!r} is not one token of {self._encoder.model_name!r} "
+                f"(' {word}' tokenizes to {pieces}); choose a word that is one token."
+            )
+        return ids[0]
+
+    def forward(  # type: ignore
+        self, tokens: TextFieldTensors, label: Optional[torch.LongTensor] = None
+    ) -> Dict[str, torch.Tensor]:
+        """
+        # Parameters
+
+        tokens : `TextFieldTensors`
+            The templated input: with `<mask>` for masked LMs, the context (ending before the
+            answer) for GPT-2.
+        label : `torch.LongTensor`, optional, shape `(batch_size,)`
+
+        # Returns
+
+        `logits` `(batch_size, num_labels)` (the label words' logits, or minus the mean NLL),
+        `probs` `(batch_size, num_labels)`, and `loss` when labels are given.
+        """
+        if self._causal:
+            return self._forward_generative(tokens, label)
+        return self._forward_masked(tokens, label)
+
+    def _forward_masked(
+        self, tokens: TextFieldTensors, label: Optional[torch.LongTensor]
+    ) -> Dict[str, torch.Tensor]:
+        mask = util.get_text_field_mask(tokens)
+        token_ids = util.get_token_ids_from_text_field_tensors(tokens)
+        is_mask = token_ids == self._tokenizer.mask_token_id
+        if not bool((is_mask.sum(dim=1) == 1).all()):
+            raise ValueError(
+                "late_prompt_classifier needs exactly one mask token per input; use a reader "
+                "template with one <mask>, e.g. '{s} . It was <mask> .'"
+            )
+        final = self._encoder.encode_tokens(self._text_field_embedder(tokens), mask)
+        at_mask = final[is_mask]  # (batch, hidden)
+        vocab_logits = self._lm_head(at_mask)  # (batch, vocab)
+        logits = vocab_logits[:, self._label_word_ids]
+        output = {"logits": logits, "probs": F.softmax(logits, dim=-1)}
+        if label is not None:
+            output["loss"] = F.cross_entropy(vocab_logits, self._label_word_ids[label])
+            self._accuracy(logits, label)
+        return output
+
+    def _answer_nll(self, tokens: TextFieldTensors, answers: torch.Tensor) -> torch.Tensor:
+        """
+        Mean NLL of each answer after its context.
+
+        # Parameters
+
+        tokens : the contexts, `(batch_size, seq_len)` token ids.
+        answers : `torch.LongTensor`, shape `(batch_size, num_answers, answer_len)`
+
+        # Returns
+
+        `torch.Tensor`, shape `(batch_size, num_answers)`.
+        """
+        key = next(iter(tokens))
+        context_ids = util.get_token_ids_from_text_field_tensors(tokens)
+        context_mask = util.get_text_field_mask(tokens)
+        batch, num_answers, answer_len = answers.shape
+        seq_len = context_ids.size(1) + answer_len
+        rows = batch * num_answers
+        lengths = context_mask.sum(dim=1).repeat_interleave(num_answers)  # (rows,)
+        ids = context_ids.new_zeros(rows, seq_len)
+        ids[:, : context_ids.size(1)] = context_ids.repeat_interleave(num_answers, dim=0)
+        # Right padding: write each answer just after its context's last real token.
+        answer_positions = lengths[:, None] + torch.arange(answer_len, device=ids.device)
+        ids.scatter_(1, answer_positions, answers.reshape(rows, answer_len))
+        positions = torch.arange(seq_len, device=ids.device)[None]
+        mask = positions < (lengths[:, None] + answer_len)
+        context_only = positions < lengths[:, None]
+        embedded = self._text_field_embedder(
+            {key: {"token_ids": ids, "mask": mask, "type_ids": torch.zeros_like(ids)}}
+        )
+        final = self._encoder.encode_tokens(embedded, mask, generator_mask=context_only)
+        # Token at position p is predicted from the state at p - 1.
+        scored = final.gather(
+            1, (answer_positions - 1)[..., None].expand(-1, -1, final.size(-1))
+        )  # (rows, answer_len, hidden)
+        log_probs = F.log_softmax(self._lm_head(scored).float(), dim=-1)
+        nll = -log_probs.gather(2, answers.reshape(rows, answer_len, 1)).squeeze(2)
+        return nll.mean(dim=1).view(batch, num_answers)
+
+    def _forward_generative(
+        self, tokens: TextFieldTensors, label: Optional[torch.LongTensor]
+    ) -> Dict[str, torch.Tensor]:
+        batch = util.get_token_ids_from_text_field_tensors(tokens).size(0)
+        if self.training and label is not None:
+            # The loss needs the gold answer only.
+            nll = self._answer_nll(tokens, self._answer_ids[label][:, None, :])
+            return {"loss": nll.mean()}
+        answers = self._answer_ids[None].expand(batch, -1, -1)
+        nll = self._answer_nll(tokens, answers)  # (batch, num_labels)
+        logits = -nll
+        output = {"logits": logits, "probs": F.softmax(logits, dim=-1)}
+        if label is not None:
+            output["loss"] = nll.gather(1, label[:, None]).mean()
+            self._accuracy(logits, label)
+        return output
+
+    def make_output_human_readable(
+        self, output_dict: Dict[str, torch.Tensor]
+    ) -> Dict[str, torch.Tensor]:
+        """Adds `label` (the predicted label) and `label_word` (its verbalizer word)."""
+        predictions = output_dict["probs"].argmax(dim=-1).tolist()
+        labels: List[str] = [
+            self.vocab.get_token_from_index(index, namespace=self._label_namespace)
+            for index in predictions
+        ]
+        output_dict["label"] = labels  # type: ignore
+        output_dict["label_word"] = [self._label_words[index] for index in predictions]  # type: ignore
+        return output_dict
+
+    def get_metrics(self, reset: bool = False) -> Dict[str, float]:
+        return {"accuracy": self._accuracy.get_metric(reset)}
+
+    default_predictor = "text_classifier"

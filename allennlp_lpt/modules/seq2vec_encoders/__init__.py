@@ -1,0 +1,5 @@
+from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
+from allennlp_lpt.modules.seq2vec_encoders.late_prompt_gpt2 import LatePromptGPT2Encoder
+from allennlp_lpt.modules.seq2vec_encoders.late_prompt_roberta import LatePromptRobertaEncoder
+
+__all__ = ["LatePromptEncoder", "LatePromptGPT2Encoder", "LatePromptRobertaEncoder"]

@@ -1,0 +1,137 @@
+from typing import ClassVar, Optional
+
+import torch
+from allennlp.common.checks import ConfigurationError
+from allennlp.common.lazy import Lazy
+from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
+
+from allennlp_lpt.core import UpperStack
+from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
+from allennlp_lpt.modules import pairing
+
+
+class LatePromptEncoder(Seq2VecEncoder):
+    """
+    The trainable part of a late-prompt backbone: a prompt generator reads the frozen
+    layer-`prompt_layer` states (from a `late_prompt_transformer` embedder of the same model),
+    its prompt is prepended, and the frozen layers above run over [prompt; states]. Subclasses
+    serve one kind of backbone and say how the final states become one vector.
+
+    # Parameters
+
+    model_name : `str`
+        The same model as the embedder's.
+    prompt_layer : `int`
+        The same prompt layer as the embedder's.
+    prompt_length : `int`, optional (default = `5`)
+        How many prompt vectors are inserted (n; the authors' runs use 5).
+    generator : `Lazy[PromptGenerator]`, optional (default = `npg`)
+        Built with this backbone's hidden size, `prompt_length`, and the backbone's hidden
+        dropout as its default dropout. At `prompt_layer` 0 only `static` is allowed.
+    """
+
+    # The registered name of the subclass (must match the family's `encoder_type`).
+    encoder_type: ClassVar[str]
+
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        prompt_layer: int,
+        prompt_length: int = 5,
+        generator: Lazy[PromptGenerator] = Lazy(NaivePromptGenerator),
+    ) -> None:
+        super().__init__()
+        if prompt_length < 1:
+            raise ConfigurationError(
+                f"prompt_length={prompt_length}: a prompt needs at least 1 vector (valid: >= 1)."
+            )
+        self.model_name = model_name
+        self.prompt_layer = prompt_layer
+        self.prompt_length = prompt_length
+        self.upper = UpperStack(model_name, prompt_layer)
+        family = self.upper.family
+        if family.encoder_type != self.encoder_type:
+            raise ConfigurationError(
+                f"{self.encoder_type} cannot run {model_name!r}, a {family.name} model: use "
+                f"the {family.encoder_type!r} encoder for it."
+            )
+        self.generator = generator.construct(
+            hidden_size=self.upper.hidden_size,
+            prompt_length=prompt_length,
+            default_dropout=family.hidden_dropout(self.upper.config),
+        )
+        if self.generator.prompt_length != prompt_length:
+            raise ConfigurationError(
+                f"generator.prompt_length={self.generator.prompt_length} differs from the "
+                f"encoder's prompt_length={prompt_length}: set it on the encoder only."
+            )
+        if prompt_layer == 0 and self.generator.instance_aware:
+            raise ConfigurationError(
+                "prompt_layer=0 is input-level prompt tuning: nothing has run yet for an "
+                "instance-aware generator to read. Use generator {'type': 'static'} there, or a "
+                "prompt_layer of 1 or more."
+            )
+        pairing.claim_lower(self, encoder_type=self.encoder_type)
+
+    @property
+    def family(self):
+        return self.upper.family
+
+    def get_input_dim(self) -> int:
+        return self.upper.hidden_size
+
+    def get_output_dim(self) -> int:
+        return self.upper.hidden_size
+
+    def encode_tokens(
+        self,
+        states: torch.Tensor,
+        mask: torch.BoolTensor,
+        generator_mask: Optional[torch.BoolTensor] = None,
+    ) -> torch.Tensor:
+        """
+        Generates the prompt and runs the layers above the prompt layer.
+
+        # Parameters
+
+        states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+            The embedder's output (layer `prompt_layer`).
+        mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+        generator_mask : `torch.BoolTensor`, optional, shape `(batch_size, seq_len)`
+            The tokens the generator may read (default: `mask`). Generative scoring passes the
+            context only, so that the answer never leaks into the prompt.
+
+        # Returns
+
+        `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`: the final states of the real
+        positions (indices are those of the input; the prompt positions are dropped).
+        """
+        if states.size(-1) != self.upper.hidden_size:
+            raise ValueError(
+                f"{self.encoder_type} expects states of width {self.upper.hidden_size} from a "
+                f"late_prompt_transformer embedder of {self.model_name!r}, got "
+                f"{states.size(-1)}."
+            )
+        mask = mask.bool()
+        readable = mask if generator_mask is None else generator_mask.bool()
+        prompt = self.generator(states, readable, self.family.anchor_positions(readable))
+        return self.upper(states, mask, prompt)
+
+    def pool(self, final_states: torch.Tensor, mask: torch.BoolTensor) -> torch.Tensor:
+        """`(batch, seq_len, hidden)` final states -> `(batch, hidden)`."""
+        raise NotImplementedError
+
+    def forward(self, tokens: torch.Tensor, mask: torch.BoolTensor) -> torch.Tensor:
+        """
+        # Parameters
+
+        tokens : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+            The `late_prompt_transformer` embedder's output.
+        mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+
+        # Returns
+
+        `torch.Tensor`, shape `(batch_size, hidden_size)`.
+        """
+        return self.pool(self.encode_tokens(tokens, mask), mask.bool())
