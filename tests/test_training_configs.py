@@ -1,0 +1,72 @@
+"""Every shipped config builds (tiny model and fixture data swapped in), and the plugin works
+from the command line the way a user runs it."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from allennlp.commands.train import TrainModel
+from allennlp.common import Params
+
+from config_swap import CONFIGS, FIXTURES, ROOT, tiny_config
+
+ALL_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS, "**", "*.jsonnet"), recursive=True))
+
+
+def test_configs_exist():
+    assert os.path.join(CONFIGS, "quickstart.jsonnet") in ALL_CONFIGS
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
+def test_every_shipped_config_builds(config, tiny_models, tmp_path):
+    params = Params.from_file(tiny_config(config, tiny_models, str(tmp_path)))
+    trainer = TrainModel.from_params(params=params, serialization_dir=str(tmp_path / "run"), local_rank=0)
+    assert trainer.model is not None
+
+
+def test_quickstart_names_the_offline_model_and_the_demo_data():
+    config = Params.from_file(os.path.join(CONFIGS, "quickstart.jsonnet")).as_dict()
+    assert config["dataset_reader"]["model_name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert os.path.isfile(config["train_data_path"]) and os.path.isfile(config["validation_data_path"])
+
+
+def _allennlp(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "allennlp", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_allennlp_train_and_predict_from_the_command_line_via_plugins_file(tiny_models, tmp_path):
+    """From the repository root, `.allennlp_plugins` makes --include-package unnecessary."""
+    config = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), epochs=1)
+    run = tmp_path / "run"
+    trained = _allennlp("train", config, "-s", str(run), cwd=ROOT)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["validation_accuracy"] <= 1.0
+    lines = tmp_path / "in.jsonl"
+    lines.write_text('{"sentence": "a warm and funny film ."}\n{"sentence": "a dull mess ."}\n')
+    predicted = _allennlp(
+        "predict", str(run / "model.tar.gz"), str(lines), "--silent",
+        "--output-file", str(tmp_path / "out.jsonl"), cwd=ROOT,
+    )
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    outputs = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(outputs) == 2
+    for output in outputs:
+        assert output["label"] in {"0", "1"}
+        assert abs(sum(output["probs"]) - 1.0) < 1e-5
+
+
+def test_evaluate_from_elsewhere_needs_include_package(tiny_models, tmp_path):
+    config = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), epochs=1)
+    run = tmp_path / "run"
+    assert _allennlp("train", config, "-s", str(run), cwd=ROOT).returncode == 0
+    evaluated = _allennlp(
+        "evaluate", str(run / "model.tar.gz"), os.path.join(FIXTURES, "sst2_tiny.tsv"),
+        "--include-package", "allennlp_lpt", cwd=str(tmp_path),
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "accuracy" in evaluated.stdout + evaluated.stderr

@@ -1,0 +1,27 @@
+// Late prompt tuning of all-MiniLM-L6-v2 (6 layers, installed offline by `make install`) on an
+// SST-2-style TSV file: the prompt (5 vectors from the naive generator) enters after layer 3,
+// the pooled output feeds a linear head. Only the generator and the head train.
+//
+//   allennlp train training_configs/quickstart.jsonnet -s runs/quickstart
+//   ... -o '{"train_data_path": "../shared/data/sst2/train.tsv",
+//            "validation_data_path": "../shared/data/sst2/dev.tsv"}'
+local lpt = import 'common/lpt.libsonnet';
+local here = lpt.dirOf(std.thisFile);
+local root = if here == '' then '..' else here + '/..';
+local model = 'sentence-transformers/all-MiniLM-L6-v2';
+local prompt_layer = 3;
+
+{
+  dataset_reader: lpt.reader(model, max_length=128),
+  train_data_path: root + '/demo_data/sst2_style/train.tsv',
+  validation_data_path: root + '/demo_data/sst2_style/dev.tsv',
+  model: {
+    type: 'basic_classifier',
+    namespace: 'tags',  // where the pretrained-transformer indexer keeps its vocabulary
+    text_field_embedder: lpt.embedder(model, prompt_layer),
+    seq2vec_encoder: lpt.encoder('late_prompt_roberta', model, prompt_layer, extra={ pooling: 'mean' }),
+  },
+  data_loader: { batch_sampler: { type: 'bucket', batch_size: 32, sorting_keys: ['tokens'] } },
+  validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 128, sorting_keys: ['tokens'] } },
+  trainer: lpt.trainer(lr=1e-3, epochs=3),
+}
