@@ -18,11 +18,13 @@ echo '{"sentence": "a warm , funny and beautifully made film ."}' > "$input"
 echo "== Prediction for: $(cat "$input")"
 allennlp predict "$out/model.tar.gz" "$input" --silent --output-file "$out/prediction.jsonl" \
   > /dev/null 2>&1
-python - "$out/prediction.jsonl" <<'PY'
-import json, sys
+python - "$out/prediction.jsonl" "$out/model.tar.gz" <<'PY'
+import json, sys, tarfile
 prediction = json.loads(open(sys.argv[1]).readline())
+with tarfile.open(sys.argv[2]) as archive:  # probs are in the order of the label vocabulary
+    labels = archive.extractfile("vocabulary/labels.txt").read().decode().split()
 names = {"0": "negative", "1": "positive"}
-probs = ", ".join(f"{names[str(i)]} {p:.3f}" for i, p in enumerate(prediction["probs"]))
+probs = ", ".join(f"{names[label]} {p:.3f}" for label, p in zip(labels, prediction["probs"]))
 print(f"   label {prediction['label']} ({names[prediction['label']]}); probabilities: {probs}")
 PY
 rm -f "$input"
