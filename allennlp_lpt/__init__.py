@@ -4,8 +4,8 @@ allennlp-lpt: Late Prompt Tuning (Liu et al., Findings of EMNLP 2022) as AllenNL
 Importing the package registers every component, so `--include-package allennlp_lpt` and a
 `.allennlp_plugins` file listing `allennlp_lpt` both find them.
 """
-from allennlp_lpt import backbones  # noqa: F401  (registers the backbone families)
-from allennlp_lpt.data.dataset_readers import TsvClassificationReader
+from allennlp_lpt import backbones, commands  # noqa: F401  (families, subcommands)
+from allennlp_lpt.data.dataset_readers import TaskReader, TsvClassificationReader
 from allennlp_lpt.generators import (
     AveragePoolingPromptGenerator,
     MaxPoolingPromptGenerator,
@@ -14,6 +14,7 @@ from allennlp_lpt.generators import (
     StaticPromptGenerator,
 )
 from allennlp_lpt.models import LatePromptClassifier
+from allennlp_lpt.predictors import LatePromptClassifierPredictor
 from allennlp_lpt.modules.seq2vec_encoders import (
     LatePromptEncoder,
     LatePromptGPT2Encoder,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AveragePoolingPromptGenerator",
     "LatePromptClassifier",
+    "LatePromptClassifierPredictor",
     "LatePromptEncoder",
     "LatePromptGPT2Encoder",
     "LatePromptRobertaEncoder",
@@ -36,5 +38,6 @@ __all__ = [
     "NaivePromptGenerator",
     "PromptGenerator",
     "StaticPromptGenerator",
+    "TaskReader",
     "TsvClassificationReader",
 ]

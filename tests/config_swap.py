@@ -13,6 +13,10 @@ ROOT = os.path.dirname(os.path.dirname(__file__))
 CONFIGS = os.path.join(ROOT, "training_configs")
 
 
+def task_fixture(task: str) -> str:
+    return os.path.join(FIXTURES, "tasks", f"{task}.tsv")
+
+
 def family_of(model_name: str) -> str:
     name = model_name.lower()
     if "gpt2" in name:
@@ -44,18 +48,24 @@ def tiny_config(
     out_dir: str,
     *,
     family: Optional[str] = None,
-    data: str = os.path.join(FIXTURES, "sst2_tiny.tsv"),
+    data: Optional[str] = None,
     epochs: int = 2,
 ) -> str:
     """Writes the swapped config as JSON into `out_dir` and returns its path."""
     config = Params.from_file(config_path).as_dict(quiet=True)
     config = swap(config, tiny_models, family)
+    task = config["dataset_reader"].get("task")
+    if data is None:
+        data = task_fixture(task) if task else os.path.join(FIXTURES, "sst2_tiny.tsv")
     config["train_data_path"] = data
     config["validation_data_path"] = data
+    if "test_data_path" in config:
+        config["test_data_path"] = data
     config["trainer"]["num_epochs"] = epochs
     config["trainer"]["cuda_device"] = -1
     # Plain batches: ModelTestCase compares batches read twice, which a bucket sampler shuffles.
     config["data_loader"] = {"batch_size": 4, "shuffle": True}
+    config["trainer"]["num_gradient_accumulation_steps"] = 1
     config.pop("validation_data_loader", None)
     path = os.path.join(out_dir, os.path.basename(config_path).replace(".jsonnet", ".json"))
     with open(path, "w") as handle:

@@ -9,6 +9,7 @@ import sys
 import pytest
 from allennlp.commands.train import TrainModel
 from allennlp.common import Params
+from allennlp.common.util import prepare_environment
 
 from config_swap import CONFIGS, FIXTURES, ROOT, tiny_config
 
@@ -22,6 +23,7 @@ def test_configs_exist():
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
 def test_every_shipped_config_builds(config, tiny_models, tmp_path):
     params = Params.from_file(tiny_config(config, tiny_models, str(tmp_path)))
+    prepare_environment(params)  # pops the seeds, as `allennlp train` does
     trainer = TrainModel.from_params(params=params, serialization_dir=str(tmp_path / "run"), local_rank=0)
     assert trainer.model is not None
 

@@ -24,7 +24,8 @@ import torch
 
 WORDS = (
     "great terrible good bad movie film story acting plot it was is a the and of to this that "
-    "not very really fun boring Yes No Maybe subjective objective . , ? !"
+    "not very really fun boring Yes No Maybe subjective objective Description Entity Expression "
+    "Human Location Number They are . , ? !"
 )
 CORPUS = [
     f"{w} the movie was {w} . It was {w} ! {w}, {w}? {w}" for w in WORDS.split()
@@ -35,7 +36,7 @@ SIZES = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, interme
 
 def _bpe(folder: str, special: list) -> None:
     tokenizer = ByteLevelBPETokenizer()
-    tokenizer.train_from_iterator(CORPUS, vocab_size=400, min_frequency=1, special_tokens=special)
+    tokenizer.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1, special_tokens=special)
     tokenizer.save_model(folder)
 
 

@@ -52,6 +52,8 @@ class InputEncoder:
         tokenizer's own special tokens join the texts (`<s> a </s></s> b </s>`, `[CLS] a [SEP] b [SEP]`).
     max_length : `int`
         The most tokens an input may have, special tokens included.
+    reserve : `int`, optional (default = `0`)
+        Tokens to keep free for what the model appends (GPT-2's answer, " ." and eos).
     """
 
     def __init__(
@@ -61,8 +63,10 @@ class InputEncoder:
         causal: bool,
         template: Optional[str],
         max_length: int,
+        reserve: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
+        self.reserve = reserve
         self.causal = causal
         self.template = template
         self.max_length = max_length
@@ -97,7 +101,7 @@ class InputEncoder:
             names = list(texts)
             ids = [self._ids(texts[name]) for name in names]
             pair = len(ids) == 2
-            budget = self.max_length - self._num_special(pair)
+            budget = self.max_length - self.reserve - self._num_special(pair)
             if budget < 0:
                 raise TemplateError(f"max_length={self.max_length} leaves no room for the text")
             ids = _truncate_longest_first(ids, budget)
@@ -131,11 +135,12 @@ class InputEncoder:
         text_slots = [i for i, (kind, _) in enumerate(fixed) if kind == "text"]
         text_ids = [self._ids(fixed[i][1]) for i in text_slots]  # type: ignore[arg-type]
         template_length = sum(len(v) for kind, v in fixed if kind == "ids")  # type: ignore[arg-type]
-        budget = self.max_length - self._num_special(False) - template_length
+        budget = self.max_length - self.reserve - self._num_special(False) - template_length
         if budget < 0:
             raise TemplateError(
                 f"the template {self.template!r} takes {template_length} tokens, which with the "
-                f"special tokens leaves no room for the text within max_length={self.max_length}"
+                f"special tokens{' and the answer' if self.reserve else ''} leaves no room for "
+                f"the text within max_length={self.max_length}"
             )
         text_ids = _truncate_longest_first(text_ids, budget)
         ids: List[int] = []

@@ -7,15 +7,19 @@ from allennlp.data import TextFieldTensors, Vocabulary
 from allennlp.models.model import Model
 from allennlp.modules import Seq2VecEncoder, TextFieldEmbedder
 from allennlp.nn import util
-from allennlp.training.metrics import CategoricalAccuracy
+from allennlp.training.metrics import CategoricalAccuracy, F1Measure
 from transformers import AutoTokenizer
 
 from allennlp_lpt.core import resolve_model_name
+from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.modules import pairing
 from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
 from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
     LatePromptTransformerEmbedder,
 )
+
+
+METRICS = ("accuracy", "acc_and_f1")
 
 
 @Model.register("late_prompt_classifier")
@@ -40,10 +44,17 @@ class LatePromptClassifier(Model):
         Holding one `late_prompt_transformer` embedder.
     encoder : `Seq2VecEncoder`
         A `late_prompt_roberta` or `late_prompt_gpt2` encoder of the same model and prompt layer.
-    label_words : `Dict[str, str]`
-        Label -> word; each `" " + word` must be one token of the model's vocabulary.
-    answer_suffix : `str`, optional (default = `" ."`)
+    label_words : `Dict[str, str]`, optional
+        Label -> word; each `" " + word` must be one token of the model's vocabulary. Default:
+        the `task`'s verbalizer for this family.
+    task : `str`, optional
+        One of the paper's tasks (`allennlp_lpt.data.tasks`): supplies the default label words,
+        answer suffix and metric.
+    answer_suffix : `str`, optional (default: the task's GPT-2 template after `{label}`, else `" ."`)
         GPT-2 only: what follows the label word before eos.
+    metric : `str`, optional (default: the task's, else `"accuracy"`)
+        `"accuracy"`, or `"acc_and_f1"` ((accuracy + F1) / 2 with label "1" as positive, as for
+        MRPC and QQP); the validation metric is then `acc_and_f1`.
     label_namespace : `str`, optional (default = `"labels"`)
     """
 
@@ -52,9 +63,11 @@ class LatePromptClassifier(Model):
         vocab: Vocabulary,
         text_field_embedder: TextFieldEmbedder,
         encoder: Seq2VecEncoder,
-        label_words: Dict[str, str],
+        label_words: Optional[Dict[str, str]] = None,
         *,
-        answer_suffix: str = " .",
+        task: Optional[str] = None,
+        answer_suffix: Optional[str] = None,
+        metric: Optional[str] = None,
         label_namespace: str = "labels",
         **kwargs,
     ) -> None:
@@ -84,6 +97,21 @@ class LatePromptClassifier(Model):
         for parameter in self._lm_head.parameters():
             parameter.requires_grad_(False)
 
+        spec = None if task is None else get_task(task, key="model.task")
+        if label_words is None:
+            if spec is None:
+                raise ConfigurationError(
+                    "late_prompt_classifier needs label_words (label -> word) or a task."
+                )
+            label_words = spec.words_for(self._causal)
+        if answer_suffix is None:
+            answer_suffix = " ."
+            if spec is not None and spec.gpt2_template is not None:
+                answer_suffix = split_answer_template(spec.gpt2_template)[1]
+        self._metric = metric or (spec.metric if spec is not None else "accuracy")
+        if self._metric not in METRICS:
+            raise ConfigurationError(f"metric={self._metric!r} is not one of {', '.join(METRICS)}.")
+
         labels = vocab.get_index_to_token_vocabulary(label_namespace)
         missing = [labels[i] for i in range(len(labels)) if labels[i] not in label_words]
         if missing:
@@ -100,6 +128,13 @@ class LatePromptClassifier(Model):
             # Every answer has the same length here (one label token + the same suffix).
             self.register_buffer("_answer_ids", torch.tensor(answers), persistent=False)
         self._accuracy = CategoricalAccuracy()
+        self._f1: Optional[F1Measure] = None
+        if self._metric == "acc_and_f1":
+            if "1" not in label_words or len(labels) != 2:
+                raise ConfigurationError(
+                    "metric 'acc_and_f1' needs two labels, '0' and '1' (the positive class)."
+                )
+            self._f1 = F1Measure(vocab.get_token_index("1", label_namespace))
 
     def _single_token(self, word: str) -> int:
         ids = self._tokenizer.encode(" " + word, add_special_tokens=False)
@@ -149,7 +184,7 @@ class LatePromptClassifier(Model):
         output = {"logits": logits, "probs": F.softmax(logits, dim=-1)}
         if label is not None:
             output["loss"] = F.cross_entropy(vocab_logits, self._label_word_ids[label])
-            self._accuracy(logits, label)
+            self._update_metrics(logits, label)
         return output
 
     def _answer_nll(self, tokens: TextFieldTensors, answers: torch.Tensor) -> torch.Tensor:
@@ -206,23 +241,40 @@ class LatePromptClassifier(Model):
         output = {"logits": logits, "probs": F.softmax(logits, dim=-1)}
         if label is not None:
             output["loss"] = nll.gather(1, label[:, None]).mean()
-            self._accuracy(logits, label)
+            self._update_metrics(logits, label)
         return output
 
     def make_output_human_readable(
         self, output_dict: Dict[str, torch.Tensor]
     ) -> Dict[str, torch.Tensor]:
-        """Adds `label` (the predicted label) and `label_word` (its verbalizer word)."""
-        predictions = output_dict["probs"].argmax(dim=-1).tolist()
+        """
+        Adds `label` (the predicted label), `label_word` (its verbalizer word) and
+        `class_probabilities` (label -> probability).
+        """
+        probs = output_dict["probs"]
+        predictions = probs.argmax(dim=-1).tolist()
         labels: List[str] = [
             self.vocab.get_token_from_index(index, namespace=self._label_namespace)
             for index in predictions
         ]
         output_dict["label"] = labels  # type: ignore
         output_dict["label_word"] = [self._label_words[index] for index in predictions]  # type: ignore
+        names = self.vocab.get_index_to_token_vocabulary(self._label_namespace)
+        output_dict["class_probabilities"] = [  # type: ignore
+            {names[i]: float(p) for i, p in enumerate(row)} for row in probs.tolist()
+        ]
         return output_dict
 
-    def get_metrics(self, reset: bool = False) -> Dict[str, float]:
-        return {"accuracy": self._accuracy.get_metric(reset)}
+    def _update_metrics(self, logits: torch.Tensor, label: torch.Tensor) -> None:
+        self._accuracy(logits, label)
+        if self._f1 is not None:
+            self._f1(logits, label)
 
-    default_predictor = "text_classifier"
+    def get_metrics(self, reset: bool = False) -> Dict[str, float]:
+        metrics = {"accuracy": self._accuracy.get_metric(reset)}
+        if self._f1 is not None:
+            metrics["f1"] = self._f1.get_metric(reset)["f1"]
+            metrics["acc_and_f1"] = (metrics["accuracy"] + metrics["f1"]) / 2
+        return metrics
+
+    default_predictor = "lpt_classifier"

@@ -9,8 +9,8 @@ from allennlp.common.testing import ModelTestCase
 from config_swap import CONFIGS, FIXTURES, tiny_config
 
 QUICKSTART = os.path.join(CONFIGS, "quickstart.jsonnet")
-ROBERTA_VERBALIZER = os.path.join(CONFIGS, "roberta", "sst2_late_prompt.jsonnet")
-GPT2_SCORING = os.path.join(CONFIGS, "gpt2", "sst2_late_prompt.jsonnet")
+ROBERTA_VERBALIZER = os.path.join(CONFIGS, "roberta-large", "sst-2_full-data.jsonnet")
+GPT2_SCORING = os.path.join(CONFIGS, "gpt2-large", "sst-2_full-data.jsonnet")
 
 PATHS = [
     # basic_classifier: late_prompt_transformer + the family's encoder + a linear head
@@ -33,7 +33,7 @@ class TestTrainingPaths(ModelTestCase):
     @pytest.mark.parametrize("config,family", PATHS)
     def test_trains_saves_and_loads(self, config, family):
         param_file = tiny_config(config, self.tiny_models, str(self.tmp), family=family)
-        self.set_up_model(param_file, os.path.join(FIXTURES, "sst2_tiny.tsv"), seed=1)
+        self.set_up_model(param_file, os.path.join(FIXTURES, "tasks", "sst-2.tsv"), seed=1)
         model, loaded = self.ensure_model_can_train_save_and_load(param_file, seed=1)
         # Only the generator (and a linear head where the config has one) trained.
         trainable = {name for name, p in model.named_parameters() if p.requires_grad}
@@ -41,7 +41,7 @@ class TestTrainingPaths(ModelTestCase):
 
     def test_archive_weights_load_with_torch_weights_only(self):
         param_file = tiny_config(ROBERTA_VERBALIZER, self.tiny_models, str(self.tmp), family="roberta")
-        self.set_up_model(param_file, os.path.join(FIXTURES, "sst2_tiny.tsv"))
+        self.set_up_model(param_file, os.path.join(FIXTURES, "tasks", "sst-2.tsv"))
         from allennlp.commands.train import train_model_from_file
 
         train_model_from_file(param_file, str(self.tmp / "run"))

@@ -46,4 +46,52 @@
     prompt_length: prompt_length,
     generator: { type: generator },
   } + extra,
+
+  // ---- the paper's experiments (LPT_SPEC sections 5 to 7) ---------------------------------
+  // Where the data is read from, unless -o overrides train/validation/test_data_path:
+  //   full data: data/original/TASK/{train,dev}.tsv, test = the task's test file there
+  //   few-shot:  data/k-shot/TASK/K-SEED/{train,dev}.tsv (written by `allennlp lpt-few-shot`),
+  //              test = the task's test file in data/original/TASK/
+  testFile:: { 'sst-2': 'dev.tsv', mnli: 'dev_matched.tsv', mrpc: 'dev.tsv', qnli: 'dev.tsv',
+               qqp: 'dev.tsv', rte: 'dev.tsv', mr: 'test.tsv', mpqa: 'test.tsv', subj: 'test.tsv',
+               trec: 'test.tsv' },
+  metric:: { mrpc: 'acc_and_f1', qqp: 'acc_and_f1' },
+  recipes:: {
+    // RoBERTa-large: prompt after layer 12 of 24, masked-LM verbalizer.
+    'roberta-large': { encoder: 'late_prompt_roberta', prompt_layer: 12, lr: 1e-3, batch: 32,
+                       accumulation: 1, max_length: 512 },
+    // GPT2-large: prompt after layer 18 of 36, generative scoring; batch 8 x accumulation 4.
+    'gpt2-large': { encoder: 'late_prompt_gpt2', prompt_layer: 18, lr: 5e-4, batch: 8,
+                    accumulation: 4, max_length: 256 },
+  },
+
+  experiment(model, task, setting, k=32, seed=13, generator='npg', prompt_length=5):: (
+    local recipe = $.recipes[model];
+    local few_shot = setting == 'few-shot';
+    local metric = if std.objectHas($.metric, task) then $.metric[task] else 'accuracy';
+    local data = if few_shot then 'data/k-shot/' + task + '/' + k + '-' + seed else 'data/original/' + task;
+    {
+      dataset_reader: { type: 'lpt_task', model_name: model, task: task, max_length: recipe.max_length },
+      train_data_path: data + '/train.tsv',
+      validation_data_path: data + '/dev.tsv',
+      test_data_path: 'data/original/' + task + '/' + $.testFile[task],
+      evaluate_on_test: true,
+      model: {
+        type: 'late_prompt_classifier',
+        task: task,
+        text_field_embedder: $.embedder(model, recipe.prompt_layer),
+        encoder: $.encoder(recipe.encoder, model, recipe.prompt_layer, prompt_length, generator),
+      },
+      data_loader: {
+        batch_sampler: { type: 'bucket', batch_size: recipe.batch, sorting_keys: ['tokens'] },
+        // Few-shot: 1,000 optimizer steps, dev every 100 (an "epoch" is 100 steps here).
+        [if few_shot then 'batches_per_epoch']: 100 * recipe.accumulation,
+      },
+      validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 64, sorting_keys: ['tokens'] } },
+      trainer: $.trainer(recipe.lr, 10, recipe.accumulation) + { validation_metric: '+' + metric },
+      random_seed: 42,
+      numpy_seed: 42,
+      pytorch_seed: 42,
+    }
+  ),
 }

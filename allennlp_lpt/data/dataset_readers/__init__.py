@@ -1,3 +1,3 @@
-from allennlp_lpt.data.dataset_readers.tsv_classification import TsvClassificationReader
+from allennlp_lpt.data.dataset_readers.tsv_classification import TaskReader, TsvClassificationReader
 
-__all__ = ["TsvClassificationReader"]
+__all__ = ["TaskReader", "TsvClassificationReader"]

@@ -10,6 +10,7 @@ from allennlp.data.token_indexers import PretrainedTransformerIndexer
 from transformers import AutoTokenizer
 
 from allennlp_lpt.core import family_for_model, resolve_model_name
+from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.data.templates import InputEncoder, TemplateError
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,10 @@ class TsvClassificationReader(DatasetReader):
     template : `str`, optional
         A prompt template (`{s}` for one text, `{a}` and `{b}` for a pair, `<mask>` for the
         masked-LM verbalizer), e.g. `"{s} . It was <mask> ."`. For GPT-2 the template ends where
-        the answer goes (e.g. `"{s} It was"`). Without one, the tokenizer's special tokens are used.
+        `{label}` marks the answer (e.g. `"{s} It was {label} ."`): the reader keeps what comes
+        before it and leaves room for the answer word, the rest and eos, which the
+        `late_prompt_classifier` appends. Without a template, the tokenizer's special tokens
+        join the texts.
     max_length : `int`, optional (default = `512`)
         Longer inputs lose text tokens (longest text first), never template tokens.
     skip_invalid : `bool`, optional (default = `False`)
@@ -77,9 +81,23 @@ class TsvClassificationReader(DatasetReader):
         self.skip_invalid = skip_invalid
         family = family_for_model(model_name)
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(model_name))
+        reserve = 0
+        if template is not None and "{label}" in template:
+            if not family.is_causal:
+                raise ConfigurationError(
+                    f"dataset_reader.template={template!r}: {{label}} is for GPT-2's generative "
+                    f"scoring; a masked LM's template marks the answer with <mask>."
+                )
+            template, suffix = split_answer_template(template)
+            # The model appends one label token, the suffix and eos.
+            reserve = 2 + len(self.tokenizer.encode(suffix, add_special_tokens=False))
         try:
             self.encoder = InputEncoder(
-                self.tokenizer, causal=family.is_causal, template=template, max_length=max_length
+                self.tokenizer,
+                causal=family.is_causal,
+                template=template,
+                max_length=max_length,
+                reserve=reserve,
             )
         except TemplateError as error:
             raise ConfigurationError(f"dataset_reader.template: {error}") from error
@@ -179,3 +197,49 @@ class TsvClassificationReader(DatasetReader):
 
     def apply_token_indexers(self, instance: Instance) -> None:
         instance.fields["tokens"].token_indexers = self.token_indexers  # type: ignore
+
+
+@DatasetReader.register("lpt_task")
+class TaskReader(TsvClassificationReader):
+    """
+    One of the paper's ten tasks (`sst-2`, `mr`, `mpqa`, `subj`, `trec`, `mnli`, `mrpc`, `qnli`,
+    `qqp`, `rte`) in its standard files, with the task's default template for the model's family
+    (`allennlp_lpt.data.tasks`). GLUE tasks read the GLUE TSV files (header row); MR, MPQA, Subj
+    and TREC read headerless `label<TAB>text` files.
+
+    Registered as a `DatasetReader` with name "lpt_task".
+
+    # Parameters
+
+    model_name : `str`
+    task : `str`
+    template : `str`, optional
+        Overrides the task's template (see `lpt_tsv`).
+    max_length : `int`, optional (default = `512`)
+    skip_invalid : `bool`, optional (default = `False`)
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        task: str,
+        *,
+        template: Optional[str] = None,
+        max_length: int = 512,
+        skip_invalid: bool = False,
+        **kwargs,
+    ) -> None:
+        spec = get_task(task, key="dataset_reader.task")
+        causal = family_for_model(model_name).is_causal
+        super().__init__(
+            model_name,
+            format=spec.format,
+            text_columns=list(spec.text_columns),
+            label_column=spec.label_column or "label",
+            labels=list(spec.labels),
+            template=template if template is not None else spec.template_for(causal),
+            max_length=max_length,
+            skip_invalid=skip_invalid,
+            **kwargs,
+        )
+        self.task = spec

@@ -1,0 +1,3 @@
+from allennlp_lpt.predictors.lpt_classifier import LatePromptClassifierPredictor
+
+__all__ = ["LatePromptClassifierPredictor"]
