@@ -1,0 +1,48 @@
+import json
+import os
+
+import pytest
+
+from allennlp_lpt.commands.aggregate import aggregate
+
+
+def fake_run(folder, *, task, model, train, metrics, mismatched=None):
+    os.makedirs(folder)
+    config = {
+        "train_data_path": train,
+        "dataset_reader": {"type": "lpt_task", "task": task, "model_name": model},
+        "model": {"text_field_embedder": {"token_embedders": {"tokens": {"model_name": model}}}},
+    }
+    with open(os.path.join(folder, "config.json"), "w") as handle:
+        json.dump(config, handle)
+    with open(os.path.join(folder, "metrics.json"), "w") as handle:
+        json.dump(metrics, handle)
+    if mismatched is not None:
+        with open(os.path.join(folder, "metrics_mismatched.json"), "w") as handle:
+            json.dump({"accuracy": mismatched}, handle)
+
+
+def test_mean_and_std_over_seeds_per_experiment(tmp_path):
+    for seed, value in zip((13, 21, 42), (0.80, 0.84, 0.88)):
+        fake_run(tmp_path / f"sst2-{seed}", task="sst-2", model="roberta-large",
+                 train=f"data/k-shot/sst-2/16-{seed}/train.tsv",
+                 metrics={"test_accuracy": value, "best_validation_accuracy": 0.5})
+    for seed, value in zip((13, 21), (0.70, 0.74)):
+        fake_run(tmp_path / f"mrpc-{seed}", task="mrpc", model="roberta-large",
+                 train=f"data/k-shot/mrpc/16-{seed}/train.tsv",
+                 metrics={"test_accuracy": 0.1, "test_acc_and_f1": value})
+    fake_run(tmp_path / "mnli", task="mnli", model="gpt2-large", train="data/original/mnli/train.tsv",
+             metrics={"test_accuracy": 0.80}, mismatched=0.70)
+    fake_run(tmp_path / "nodev", task="rte", model="roberta-large", train="data/original/rte/train.tsv",
+             metrics={"best_validation_accuracy": 0.6})
+    table = aggregate([str(tmp_path)]).splitlines()
+    assert table[0] == "| task | model | setting | metric | mean ± std | runs |"
+    assert "| sst-2 | roberta-large | few-shot k=16 | test accuracy | 84.00 ± 4.00 | 3 |" in table
+    assert "| mrpc | roberta-large | few-shot k=16 | test acc_and_f1 | 72.00 ± 2.83 | 2 |" in table
+    assert "| mnli | gpt2-large | full data | test accuracy (m + mm) / 2 | 75.00 ± 0.00 | 1 |" in table
+    assert "| rte | roberta-large | full data | best dev accuracy | 60.00 ± 0.00 | 1 |" in table
+
+
+def test_nothing_to_aggregate(tmp_path):
+    with pytest.raises(ValueError, match="no serialization directory"):
+        aggregate([str(tmp_path)])
