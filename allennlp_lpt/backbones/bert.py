@@ -4,6 +4,7 @@ from typing import Optional
 import torch
 from allennlp.common.checks import ConfigurationError
 from transformers import AutoModel, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+from transformers.models.bert.modeling_bert import BertSdpaSelfAttention, BertSelfAttention
 
 from allennlp_lpt.core.family import (
     BackboneFamily,
@@ -44,6 +45,28 @@ class EncoderFamily(BackboneFamily):
         return model.encoder.layer
 
     @classmethod
+    def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
+        """
+        Gives every layer that still uses eager attention (all of RoBERTa's under
+        transformers 4.43, which offers it nothing else) BERT's SDPA self-attention over the same
+        weights: equal outputs, but no `batch x heads x T x T` probability tensor is stored.
+        """
+        for layer in layers:
+            attention = layer.attention.self
+            if type(attention) is BertSdpaSelfAttention:
+                continue
+            if attention.position_embedding_type != "absolute" or attention.is_decoder:
+                continue  # SDPA cannot express relative positions; keep the eager kernel
+            if not _is_eager_self_attention(attention):
+                continue
+            with torch.device("meta"):
+                sdpa = BertSdpaSelfAttention(config, position_embedding_type="absolute")
+            sdpa.query, sdpa.key, sdpa.value = attention.query, attention.key, attention.value
+            sdpa.dropout = attention.dropout
+            sdpa.train(attention.training)
+            layer.attention.self = sdpa
+
+    @classmethod
     def load_lm_head(cls, model_name: str) -> torch.nn.Module:
         with quiet_hf_loading():
             model, info = AutoModelForMaskedLM.from_pretrained(
@@ -64,3 +87,12 @@ class BertFamily(EncoderFamily):
     name = "bert"
     model_types = ("bert",)
     lm_head_prefix = "cls."
+
+
+def _is_eager_self_attention(module: torch.nn.Module) -> bool:
+    """BERT's or RoBERTa's eager self-attention (same layout: query, key, value, dropout)."""
+    if isinstance(module, BertSelfAttention):
+        return True
+    from transformers.models.roberta.modeling_roberta import RobertaSelfAttention
+
+    return type(module) is RobertaSelfAttention

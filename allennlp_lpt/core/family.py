@@ -94,6 +94,10 @@ class BackboneFamily:
         raise NotImplementedError
 
     @classmethod
+    def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
+        """Adapts, in place, layers that the core runs itself (e.g. to a leaner attention)."""
+
+    @classmethod
     def final_norm(cls, model: PreTrainedModel) -> torch.nn.Module:
         """The normalisation after the last layer (GPT-2's ln_f); Identity where there is none."""
         return torch.nn.Identity()

@@ -63,6 +63,7 @@ class LowerStack(torch.nn.Module):
         model = self.family.load_base_model(model_name, num_layers=prompt_layer)
         self.embeddings = self.family.embeddings(model)
         self.layers = self.family.layers(model)
+        self.family.prepare_layers(self.layers, self.config)
         _freeze(self)
 
     @property
@@ -110,6 +111,7 @@ class UpperStack(torch.nn.Module):
         self.prompt_layer = prompt_layer
         model = self.family.load_base_model(model_name)
         self.layers = torch.nn.ModuleList(list(self.family.layers(model))[prompt_layer:])
+        self.family.prepare_layers(self.layers, self.config)
         self.final_norm = self.family.final_norm(model)
         _freeze(self)
 
