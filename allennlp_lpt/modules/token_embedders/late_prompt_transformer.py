@@ -1,9 +1,10 @@
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 
 from allennlp_lpt.core import LowerStack
+from allennlp_lpt.core.cache import LowerStateCache, weights_fingerprint
 from allennlp_lpt.modules import pairing
 
 
@@ -29,14 +30,42 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         Whether dropout stays active in these frozen layers during training, as in the authors'
         code (the whole model in train mode). `False` runs them in eval mode, which makes their
         output a deterministic function of the input.
+    cache : `bool`, optional (default = `False`)
+        Store each instance's states the first time it is seen and reuse them afterwards, so
+        later epochs skip the lower layers entirely. The lower layers then run in eval mode (no
+        dropout there), which is what makes reuse exact; the authors' setting keeps that
+        dropout on, so a cached run is the `lower_dropout: false` variant of theirs.
+    cache_memory_mb : `float`, optional (default = `2048`)
+        The in-memory budget for cached states.
+    cache_dir : `str`, optional
+        Where states go once the memory budget is spent (kept between runs; entries are keyed
+        by model, prompt layer, weights and text, so a stale entry is never reused).
+    cache_float16 : `bool`, optional (default = `False`)
+        Store cached states in float16 (half the memory, rounding of about 1e-3 relative).
     """
 
-    def __init__(self, model_name: str, *, prompt_layer: int, lower_dropout: bool = True) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        *,
+        prompt_layer: int,
+        lower_dropout: bool = True,
+        cache: bool = False,
+        cache_memory_mb: float = 2048.0,
+        cache_dir: Optional[str] = None,
+        cache_float16: bool = False,
+    ) -> None:
         super().__init__()
         self.model_name = model_name
         self.prompt_layer = prompt_layer
-        self.lower_dropout = lower_dropout
+        self.lower_dropout = lower_dropout and not cache
         self.stack = LowerStack(model_name, prompt_layer)
+        self._cache_settings = (
+            dict(memory_mb=cache_memory_mb, directory=cache_dir, float16=cache_float16)
+            if cache
+            else None
+        )
+        self._cache: Optional[LowerStateCache] = None
         pairing.announce_lower(self)
 
     @property
@@ -78,4 +107,45 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
                 "remove max_length from the pretrained_transformer indexer and truncate in the "
                 "dataset reader instead."
             )
-        return self.stack(token_ids, mask, type_ids)
+        if self._cache_settings is None:
+            return self.stack(token_ids, mask, type_ids)
+        return self._cached(token_ids, mask.bool(), type_ids)
+
+    @property
+    def cache(self) -> Optional[LowerStateCache]:
+        if self._cache is None and self._cache_settings is not None:
+            # Built on first use, after an archive's weights are loaded into the stack.
+            namespace = f"{self.model_name}|{self.prompt_layer}|{weights_fingerprint(self.stack)}"
+            self._cache = LowerStateCache(namespace, **self._cache_settings)
+        return self._cache
+
+    def _cached(
+        self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        cache = self.cache
+        assert cache is not None
+        ids_cpu, mask_cpu = token_ids.cpu(), mask.cpu()
+        types_cpu = None if type_ids is None else type_ids.cpu()
+        keys = [
+            cache.key(ids_cpu[row][mask_cpu[row]], None if types_cpu is None else types_cpu[row][mask_cpu[row]])
+            for row in range(token_ids.size(0))
+        ]
+        found: List[Optional[torch.Tensor]] = [cache.get(key) for key in keys]
+        missing = [row for row, states in enumerate(found) if states is None]
+        computed_dtype = None
+        if missing:
+            rows = torch.tensor(missing, device=token_ids.device)
+            computed = self.stack(
+                token_ids[rows], mask[rows], None if type_ids is None else type_ids[rows]
+            )
+            computed_dtype = computed.dtype
+            for position, row in enumerate(missing):
+                states = computed[position][mask[row]]
+                cache.put(keys[row], states)
+                found[row] = states
+        dtype = computed_dtype or next(self.stack.parameters()).dtype
+        output = torch.zeros(
+            *token_ids.shape, self.get_output_dim(), dtype=dtype, device=token_ids.device
+        )
+        output[mask] = torch.cat([states.to(device=token_ids.device, dtype=dtype) for states in found])  # type: ignore[union-attr]
+        return output

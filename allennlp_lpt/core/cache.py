@@ -1,0 +1,116 @@
+"""
+A store of the frozen states below the prompt layer, so later epochs skip those layers.
+
+Exact only when the lower layers are deterministic, so the embedder runs them in eval mode while
+the cache is on (the authors keep dropout on there: see `LatePromptTransformerEmbedder`).
+Entries are keyed by a digest of the namespace (model, prompt layer, a fingerprint of the
+lower layers' weights, storage dtype) and the example's own token and type ids: a changed text,
+model or prompt layer can never hit a stale entry. Entries live in memory up to a budget, then
+on disk (one file each) when a directory is given; past both, new states are simply not stored.
+"""
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from typing import Iterable, List, Optional, Sequence
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """A digest of the names, shapes and a few sampled values of every parameter."""
+    digest = hashlib.sha1()
+    for name, parameter in module.named_parameters():
+        flat = parameter.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 64)][:64].float().cpu()
+        digest.update(name.encode())
+        digest.update(str(tuple(parameter.shape)).encode())
+        digest.update(sample.numpy().tobytes())
+        digest.update(str(float(flat.float().sum())).encode())
+    return digest.hexdigest()
+
+
+class LowerStateCache:
+    """
+    # Parameters
+
+    namespace : `str`
+        Everything that decides the states besides the input (model, prompt layer, weights).
+    memory_mb : `float`
+        The in-memory budget (MiB of stored states).
+    directory : `str`, optional
+        Where entries go once the memory budget is spent (a sub-folder per namespace).
+    float16 : `bool`
+        Store states in float16 (half the memory; no longer bit-exact).
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        memory_mb: float = 2048.0,
+        directory: Optional[str] = None,
+        float16: bool = False,
+    ) -> None:
+        self.dtype = torch.float16 if float16 else torch.float32
+        self.namespace = hashlib.sha1(f"{namespace}|{self.dtype}".encode()).hexdigest()
+        self.memory_budget = int(memory_mb * 2**20)
+        self.memory_used = 0
+        self.directory = None if directory is None else os.path.join(directory, self.namespace)
+        if self.directory is not None:
+            os.makedirs(self.directory, exist_ok=True)
+        self._memory: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self._warned_full = False
+
+    def key(self, token_ids: torch.Tensor, type_ids: Optional[torch.Tensor]) -> str:
+        """The key of one example from its unpadded `(length,)` token (and type) ids."""
+        digest = hashlib.sha1(self.namespace.encode())
+        digest.update(token_ids.to(torch.int64).cpu().numpy().tobytes())
+        if type_ids is not None:
+            digest.update(b"|")
+            digest.update(type_ids.to(torch.int64).cpu().numpy().tobytes())
+        return digest.hexdigest()
+
+    def _path(self, key: str) -> str:
+        assert self.directory is not None
+        return os.path.join(self.directory, key[:2], key + ".pt")
+
+    def get(self, key: str) -> Optional[torch.Tensor]:
+        """The stored `(length, hidden)` states, or None."""
+        states = self._memory.get(key)
+        if states is None and self.directory is not None:
+            path = self._path(key)
+            if os.path.exists(path):
+                states = torch.load(path, weights_only=True)
+        if states is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return states
+
+    def put(self, key: str, states: torch.Tensor) -> None:
+        states = states.detach().to(device="cpu", dtype=self.dtype).contiguous()
+        size = states.numel() * states.element_size()
+        if self.memory_used + size <= self.memory_budget:
+            self._memory[key] = states
+            self.memory_used += size
+        elif self.directory is not None:
+            path = self._path(key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            temporary = f"{path}.{os.getpid()}.tmp"
+            torch.save(states.clone(), temporary)
+            os.replace(temporary, path)  # atomic: a killed run never leaves half an entry
+        elif not self._warned_full:
+            logger.warning(
+                "The lower-layer cache is full (%.0f MiB in memory, no directory): later "
+                "instances are computed every epoch. Raise cache_memory_mb or set cache_dir.",
+                self.memory_budget / 2**20,
+            )
+            self._warned_full = True
+
+    def __len__(self) -> int:
+        return len(self._memory)

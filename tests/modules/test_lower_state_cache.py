@@ -1,0 +1,124 @@
+"""The lower-layer cache: exact, bounded, disk-backed, never stale, and transparent to training."""
+import json
+import os
+
+import pytest
+import torch
+from allennlp.commands.train import train_model_from_file
+from allennlp.common import Params
+from allennlp.modules import TokenEmbedder
+
+from config_swap import CONFIGS, tiny_config
+from modules.test_late_prompt_components import TEXTS, tokenize
+
+MORE = TEXTS + ["it was fun", "the story was good , the acting was great and it was fun"]
+
+
+def embedder(model_dir, prompt_layer=2, **settings):
+    return TokenEmbedder.from_params(
+        Params({"type": "late_prompt_transformer", "model_name": model_dir, "prompt_layer": prompt_layer, **settings})
+    )
+
+
+def count_stack_rows(module):
+    calls = []
+    original = module.stack.forward
+
+    def counting(token_ids, *args, **kwargs):
+        calls.append(token_ids.size(0))
+        return original(token_ids, *args, **kwargs)
+
+    module.stack.forward = counting
+    return calls
+
+
+@pytest.mark.parametrize("family", ["roberta", "gpt2"])
+def test_cached_states_equal_eval_mode_states_across_epochs_and_shuffles(tiny_models, family):
+    reference = embedder(tiny_models[family]).eval()
+    cached = embedder(tiny_models[family], cache=True).train()  # train mode: the stack stays eval
+    rows = count_stack_rows(cached)
+    ids, mask = tokenize(tiny_models[family], family, MORE)
+    for epoch, order in enumerate([[0, 1, 2, 3], [3, 1], [2, 0, 1, 3]]):
+        index = torch.tensor(order)
+        batch_ids, batch_mask = ids[index], mask[index]
+        width = int(batch_mask.sum(1).max())  # re-padded to this batch's longest, as a loader does
+        batch_ids, batch_mask = batch_ids[:, :width], batch_mask[:, :width]
+        expected = reference(batch_ids, batch_mask)
+        got = cached(batch_ids, batch_mask)
+        torch.testing.assert_close(got[batch_mask], expected[batch_mask], atol=1e-5, rtol=1e-5)
+        assert got.grad_fn is None
+    assert rows == [4]  # only the first batch ran the lower layers
+    assert cached.cache.hits == 6 and cached.cache.misses == 4
+
+
+def test_float16_storage_halves_memory_and_stays_close(tiny_models):
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    full = embedder(tiny_models["roberta"], cache=True)
+    half = embedder(tiny_models["roberta"], cache=True, cache_float16=True)
+    exact = full(ids, mask)
+    full(ids, mask), half(ids, mask)
+    approximate = half(ids, mask)  # from the float16 store
+    assert approximate.dtype == torch.float32
+    assert half.cache.memory_used * 2 == full.cache.memory_used
+    torch.testing.assert_close(approximate[mask], exact[mask], atol=1e-2, rtol=1e-2)
+
+
+def test_past_the_memory_budget_states_go_to_disk_and_survive_a_restart(tiny_models, tmp_path):
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    first = embedder(tiny_models["roberta"], cache=True, cache_memory_mb=0, cache_dir=str(tmp_path))
+    expected = first(ids, mask)
+    assert len(first.cache) == 0
+    files = [f for _, _, names in os.walk(tmp_path) for f in names]
+    assert len(files) == 4 and all(f.endswith(".pt") for f in files)
+    restarted = embedder(tiny_models["roberta"], cache=True, cache_memory_mb=0, cache_dir=str(tmp_path))
+    rows = count_stack_rows(restarted)
+    torch.testing.assert_close(restarted(ids, mask)[mask], expected[mask])
+    assert rows == [] and restarted.cache.hits == 4
+
+
+def test_a_full_cache_without_directory_still_computes(tiny_models, caplog):
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    bounded = embedder(tiny_models["roberta"], cache=True, cache_memory_mb=0)
+    rows = count_stack_rows(bounded)
+    bounded(ids, mask), bounded(ids, mask)
+    assert rows == [4, 4] and "cache is full" in caplog.text
+
+
+def test_changed_text_model_or_prompt_layer_never_reuses_an_entry(tiny_models, tmp_path):
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    shared = dict(cache=True, cache_memory_mb=0, cache_dir=str(tmp_path))
+    base = embedder(tiny_models["roberta"], **shared)
+    base(ids, mask)
+    changed = ids.clone()
+    changed[0, 2] = (changed[0, 2] + 1) % 50 + 5
+    base(changed, mask)
+    assert base.cache.misses == 5  # only the changed example missed
+    other_layer = embedder(tiny_models["roberta"], prompt_layer=3, **shared)
+    other_layer(ids, mask)
+    assert other_layer.cache.hits == 0
+    other_model = embedder(tiny_models["bert"], **shared)
+    bert_ids, bert_mask = tokenize(tiny_models["bert"], "bert", MORE)
+    other_model(bert_ids, bert_mask)
+    assert other_model.cache.hits == 0
+    assert len(os.listdir(tmp_path)) == 3  # one namespace each
+
+
+def _train(tiny_models, tmp_path, name, cache):
+    config_path = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="roberta", epochs=3)
+    config = json.load(open(config_path))
+    lower = config["model"]["text_field_embedder"]["token_embedders"]["tokens"]
+    lower.update({"cache": True} if cache else {"lower_dropout": False})
+    config["trainer"]["num_gradient_accumulation_steps"] = 2
+    config["data_loader"] = {"batch_size": 3, "shuffle": True}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(config))
+    train_model_from_file(str(path), str(tmp_path / name))
+    return json.loads((tmp_path / name / "metrics.json").read_text())
+
+
+def test_training_with_the_cache_equals_training_with_eval_mode_lower_layers(tiny_models, tmp_path):
+    """Shuffled batches, three epochs, gradient accumulation: the same run, with and without."""
+    cached = _train(tiny_models, tmp_path, "cached", cache=True)
+    plain = _train(tiny_models, tmp_path, "plain", cache=False)
+    for key in ("training_loss", "validation_loss", "validation_accuracy"):
+        assert cached[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-5), key
