@@ -1,5 +1,6 @@
 """AllenNLP subcommands (`allennlp lpt-*`), registered when the plugin is imported."""
 from allennlp_lpt.commands.aggregate import Aggregate
+from allennlp_lpt.commands.benchmark import Benchmark
 from allennlp_lpt.commands.few_shot import FewShot
 
-__all__ = ["Aggregate", "FewShot"]
+__all__ = ["Aggregate", "Benchmark", "FewShot"]

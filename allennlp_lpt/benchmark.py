@@ -1,0 +1,319 @@
+"""
+Training-step cost of late prompt tuning against its peers, side by side in one process.
+
+Every method trains a sequence classifier on the same random-weight backbone and the same random
+batch: full fine-tuning, PEFT's prompt tuning, prefix tuning (P-tuning v2 style) and LoRA, and
+late prompt tuning through this package's own AllenNLP components (the `basic_classifier` path
+that `allennlp train` runs), without and with the lower-layer cache. `allennlp lpt-benchmark`
+is the command-line entry.
+"""
+import dataclasses
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+
+METHODS = ("full", "prompt_tuning", "prefix_tuning", "lora", "late_prompt", "late_prompt_cached")
+PEFT_METHODS = ("prompt_tuning", "prefix_tuning", "lora")
+
+# The standard configs' shapes: (hidden, layers, heads, intermediate).
+SHAPES: Dict[str, Dict[str, Tuple[int, int, int, int]]] = {
+    "roberta": {"tiny": (64, 4, 2, 128), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)},
+    "bert": {"tiny": (64, 4, 2, 128), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)},
+    "gpt2": {"tiny": (64, 4, 2, 256), "base": (768, 12, 12, 3072), "large": (1280, 36, 20, 5120)},
+}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclasses.dataclass
+class Settings:
+    family: str = "roberta"
+    size: str = "base"
+    batch_size: int = 16
+    length: int = 128
+    device: str = "cpu"
+    precision: str = "fp32"
+    methods: Tuple[str, ...] = METHODS
+    steps: int = 10
+    warmup: int = 3
+    prompt_layer: Optional[int] = None
+    prompt_length: int = 5
+
+    def __post_init__(self) -> None:
+        if self.family not in SHAPES:
+            raise ValueError(f"--family {self.family}: use one of {', '.join(SHAPES)}")
+        if self.size not in SHAPES[self.family]:
+            raise ValueError(f"--size {self.size}: use one of {', '.join(SHAPES[self.family])}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"--methods: unknown {unknown}; use any of {', '.join(METHODS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision {self.precision}: use one of {', '.join(PRECISIONS)}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available")
+        layers = SHAPES[self.family][self.size][1]
+        if self.prompt_layer is None:
+            self.prompt_layer = layers // 2
+        if not 1 <= self.prompt_layer <= layers - 1:
+            raise ValueError(f"--prompt-layer {self.prompt_layer}: use 1 to {layers - 1}")
+        if self.steps < 1:
+            raise ValueError("--steps must be at least 1")
+
+
+def build_backbone(settings: Settings, folder: str) -> str:
+    """Saves a random-weight base model of the family and size into `folder`."""
+    from transformers import AutoModel, BertConfig, GPT2Config, RobertaConfig
+
+    hidden, layers, heads, intermediate = SHAPES[settings.family][settings.size]
+    if settings.family == "gpt2":
+        config = GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_inner=intermediate,
+                            n_positions=1024, vocab_size=50257)
+        config.pad_token_id = config.eos_token_id
+    elif settings.family == "roberta":
+        config = RobertaConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                               intermediate_size=intermediate, vocab_size=50265,
+                               max_position_embeddings=514, type_vocab_size=1, pad_token_id=1)
+    else:
+        config = BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                            intermediate_size=intermediate, vocab_size=30522)
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(folder)
+    return folder
+
+
+def _batch(settings: Settings, vocab_size: int, device: torch.device):
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, vocab_size, (settings.batch_size, settings.length), generator=generator)
+    labels = torch.randint(0, 2, (settings.batch_size,), generator=generator)
+    return ids.to(device), torch.ones_like(ids, dtype=torch.bool).to(device), labels.to(device)
+
+
+Step = Callable[[], None]
+
+
+def _autocast(settings: Settings):
+    dtype = PRECISIONS[settings.precision]
+    if dtype is None:
+        return torch.autocast(settings.device, enabled=False)
+    return torch.autocast(settings.device, dtype=dtype)
+
+
+def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    if method in PEFT_METHODS:
+        import peft  # an optional extra: `pip install allennlp-lpt[benchmark]`
+
+        task = peft.TaskType.SEQ_CLS
+        if method == "prompt_tuning":
+            config = peft.PromptTuningConfig(task_type=task, num_virtual_tokens=20)
+        elif method == "prefix_tuning":  # P-tuning v2: trainable key/value prefixes in every layer
+            config = peft.PrefixTuningConfig(task_type=task, num_virtual_tokens=20)
+        else:
+            targets = ["c_attn"] if settings.family == "gpt2" else ["query", "value"]
+            config = peft.LoraConfig(task_type=task, r=8, lora_alpha=16, target_modules=targets)
+        model = peft.get_peft_model(model, config)
+    device = torch.device(settings.device)
+    model.to(device).train()
+    ids, mask, labels = _batch(settings, model.config.vocab_size, device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step() -> None:
+        with _autocast(settings):
+            loss = model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return model, step
+
+
+def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.nn.Module, Step]:
+    from allennlp.common import Params
+    from allennlp.data import Vocabulary
+    from allennlp.models import Model
+    from allennlp.training.optimizers import Optimizer
+
+    import allennlp_lpt  # noqa: F401  (registers the components)
+
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
+    encoder = "late_prompt_gpt2" if settings.family == "gpt2" else "late_prompt_roberta"
+    lower = {"type": "late_prompt_transformer", "model_name": folder, "prompt_layer": settings.prompt_layer}
+    if cached:
+        lower["cache"] = True
+    model = Model.from_params(
+        vocab=vocab,
+        params=Params(
+            {
+                "type": "basic_classifier",
+                "namespace": "tags",
+                "text_field_embedder": {"token_embedders": {"tokens": lower}},
+                "seq2vec_encoder": {
+                    "type": encoder, "model_name": folder, "prompt_layer": settings.prompt_layer,
+                    "prompt_length": settings.prompt_length, "generator": {"type": "npg"},
+                },
+            }
+        ),
+    )
+    device = torch.device(settings.device)
+    model.to(device).train()
+    hidden = model._text_field_embedder.get_output_dim()  # noqa: F841  (built; keeps mypy quiet)
+    vocab_size = next(
+        m for m in model.modules() if isinstance(m, torch.nn.Embedding)
+    ).num_embeddings
+    ids, mask, labels = _batch(settings, vocab_size, device)
+    batch = {"tokens": {"tokens": {"token_ids": ids, "mask": mask, "type_ids": torch.zeros_like(ids)}},
+             "label": labels}
+    optimizer = Optimizer.from_params(
+        model_parameters=[(n, p) for n, p in model.named_parameters() if p.requires_grad],
+        params=Params({"type": "huggingface_adamw", "lr": 1e-3}),
+    )
+
+    def step() -> None:  # what GradientDescentTrainer does for one batch
+        with _autocast(settings):
+            loss = model(**batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return model, step
+
+
+def build_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
+    if method.startswith("late_prompt"):
+        return _late_prompt(settings, folder, cached=method == "late_prompt_cached")
+    return _hf_method(method, settings, folder)
+
+
+def _sync(settings: Settings) -> None:
+    if settings.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_method(method: str, settings: Settings, folder: str) -> Dict[str, object]:
+    """Median step time after warm-up; on CUDA also the peak allocated memory."""
+    if settings.device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    model, step = build_method(method, settings, folder)
+    for _ in range(settings.warmup):
+        step()
+    times = []
+    for _ in range(settings.steps):
+        _sync(settings)
+        start = time.perf_counter()
+        step()
+        _sync(settings)
+        times.append(1000 * (time.perf_counter() - start))
+    row: Dict[str, object] = {
+        "method": method,
+        "step_ms": statistics.median(times),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    if settings.device == "cuda":
+        row["peak_mem_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    del model, step
+    return row
+
+
+def _peak_rss_child(method: str, settings: Settings, folder: str, queue) -> None:
+    try:
+        _, step = build_method(method, settings, folder)
+        for _ in range(2):
+            step()
+        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB -> MiB
+    except Exception as error:  # reported in the parent's row
+        queue.put(f"error: {error}")
+
+
+def peak_rss(method: str, settings: Settings, folder: str) -> object:
+    """CPU: the peak resident memory of a fresh process that builds the method and trains."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_peak_rss_child, args=(method, settings, folder, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
+def peft_available() -> bool:
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run(settings: Settings, *, progress: Callable[[str], None] = print) -> List[Dict[str, object]]:
+    folder = tempfile.mkdtemp(prefix="lpt-benchmark-")
+    rows: List[Dict[str, object]] = []
+    try:
+        build_backbone(settings, folder)
+        common = {
+            "device": settings.device, "precision": settings.precision, "family": settings.family,
+            "size": settings.size, "batch": settings.batch_size, "length": settings.length,
+            "prompt_layer": settings.prompt_layer, "prompt_length": settings.prompt_length,
+            "steps": settings.steps,
+        }
+        for method in settings.methods:
+            if method in PEFT_METHODS and not peft_available():
+                rows.append({"method": method, **common,
+                             "error": "peft is not installed (pip install allennlp-lpt[benchmark])"})
+                progress(f"{method}: skipped, peft is not installed")
+                continue
+            progress(f"{method}: timing {settings.steps} steps after {settings.warmup} warm-up steps")
+            row = time_method(method, settings, folder)
+            if settings.device == "cpu":
+                rss = peak_rss(method, settings, folder)
+                if isinstance(rss, str):
+                    row["error"] = rss
+                else:
+                    row["peak_mem_mib"] = rss
+            rows.append({**row, **common})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    full = next((r for r in rows if r["method"] == "full" and "step_ms" in r), None)
+    for row in rows:
+        if full is not None and "step_ms" in row:
+            row["speedup_vs_full"] = float(full["step_ms"]) / float(row["step_ms"])  # type: ignore[arg-type]
+            if "peak_mem_mib" in row and "peak_mem_mib" in full:
+                row["memory_vs_full"] = float(row["peak_mem_mib"]) / float(full["peak_mem_mib"])  # type: ignore[arg-type]
+    return rows
+
+
+def table(rows: List[Dict[str, object]]) -> str:
+    lines = [
+        "| method | step ms | speed-up vs full | peak MiB | memory vs full | trainable params |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        if "step_ms" not in row:
+            lines.append(f"| {row['method']} | {row.get('error', '-')} | | | | |")
+            continue
+        speed = f"{row['speedup_vs_full']:.2f}x" if "speedup_vs_full" in row else "-"
+        memory = f"{row['peak_mem_mib']:.0f}" if "peak_mem_mib" in row else "-"
+        ratio = f"{row['memory_vs_full']:.2f}x" if "memory_vs_full" in row else "-"
+        lines.append(
+            f"| {row['method']} | {row['step_ms']:.1f} | {speed} | {memory} | {ratio} | "
+            f"{row['trainable_params']:,} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_json_lines(rows: List[Dict[str, object]], path: str) -> None:
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")

@@ -1,0 +1,50 @@
+import argparse
+
+from allennlp.commands.subcommand import Subcommand
+
+from allennlp_lpt.benchmark import METHODS, Settings, run, table, write_json_lines
+
+
+@Subcommand.register("lpt-benchmark")
+class Benchmark(Subcommand):
+    """`allennlp lpt-benchmark`: training-step time and memory of LPT against its peers."""
+
+    requires_plugins = False
+
+    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        description = (
+            "Trains a sequence classifier on one random-weight backbone with each method, side "
+            "by side in one process, and reports the median training-step time (after warm-up; "
+            "synchronised on CUDA), the peak memory (CUDA: max allocated; CPU: peak RSS of a "
+            "separate process per method) and the trainable parameters, with ratios to full "
+            "fine-tuning. Methods: " + ", ".join(METHODS) + "."
+        )
+        sub = parser.add_parser(self.name, description=description, help="Benchmark LPT against its peers.")
+        sub.add_argument("--family", choices=["roberta", "bert", "gpt2"], default="roberta")
+        sub.add_argument("--size", choices=["tiny", "base", "large"], default="base")
+        sub.add_argument("--batch-size", type=int, default=16)
+        sub.add_argument("--length", type=int, default=128)
+        sub.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+        sub.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+        sub.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+        sub.add_argument("--steps", type=int, default=10, help="timed steps per method")
+        sub.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
+        sub.add_argument("--prompt-layer", type=int, default=None, help="default: half the layers")
+        sub.add_argument("--prompt-length", type=int, default=5)
+        sub.add_argument("--output", default=None, help="also write JSON lines here")
+        sub.set_defaults(func=_run)
+        return sub
+
+
+def _run(args: argparse.Namespace) -> None:
+    settings = Settings(
+        family=args.family, size=args.size, batch_size=args.batch_size, length=args.length,
+        device=args.device, precision=args.precision,
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        steps=args.steps, warmup=args.warmup, prompt_layer=args.prompt_layer,
+        prompt_length=args.prompt_length,
+    )
+    rows = run(settings)
+    print(table(rows), end="")
+    if args.output:
+        write_json_lines(rows, args.output)

@@ -1,0 +1,66 @@
+"""The benchmark's mechanics on a tiny backbone (its figures come from real runs, not tests)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from allennlp_lpt import benchmark
+from allennlp_lpt.benchmark import Settings, run, table
+from config_swap import ROOT
+
+
+def test_every_method_runs_and_reports_ratios_to_full(monkeypatch):
+    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
+    rows = run(Settings(family="roberta", size="tiny", batch_size=2, length=8, steps=1, warmup=1),
+               progress=lambda message: None)
+    by_method = {row["method"]: row for row in rows}
+    assert list(by_method) == list(benchmark.METHODS)
+    assert by_method["full"]["speedup_vs_full"] == 1.0
+    for row in rows:
+        for key in ("method", "step_ms", "peak_mem_mib", "trainable_params", "device", "precision",
+                    "family", "size", "batch", "length"):
+            assert key in row, (row["method"], key)
+    # Only the generator and the head train in late prompt tuning; everything in full FT.
+    assert by_method["late_prompt"]["trainable_params"] == by_method["late_prompt_cached"]["trainable_params"]
+    assert by_method["late_prompt"]["trainable_params"] < by_method["full"]["trainable_params"] / 10
+    assert "| late_prompt_cached |" in table(rows)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert"])
+def test_other_families(monkeypatch, family):
+    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
+    rows = run(Settings(family=family, size="tiny", batch_size=2, length=8, steps=1, warmup=1,
+                        methods=("full", "lora", "late_prompt")), progress=lambda message: None)
+    assert [row["method"] for row in rows] == ["full", "lora", "late_prompt"]
+
+
+def test_without_peft_the_peft_rows_say_so(monkeypatch):
+    monkeypatch.setattr(benchmark, "peft_available", lambda: False)
+    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
+    rows = run(Settings(size="tiny", batch_size=2, length=8, steps=1, warmup=1,
+                        methods=("full", "lora")), progress=lambda message: None)
+    assert "peft is not installed" in rows[1]["error"]
+    assert "peft is not installed" in table(rows)
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="--prompt-layer 4: use 1 to 3"):
+        Settings(size="tiny", prompt_layer=4)
+    with pytest.raises(ValueError, match="--methods: unknown"):
+        Settings(methods=("adapter",))
+
+
+def test_the_subcommand_writes_json_lines_with_a_real_peak_rss(tmp_path):
+    output = tmp_path / "bench.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "allennlp", "lpt-benchmark", "--size", "tiny", "--batch-size", "2",
+         "--length", "8", "--steps", "1", "--warmup", "1", "--methods", "full,late_prompt",
+         "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [row["method"] for row in rows] == ["full", "late_prompt"]
+    assert all(row["peak_mem_mib"] > 50 for row in rows)  # a whole Python process with torch
+    assert "| full |" in done.stdout
