@@ -9,5 +9,5 @@ setup(
     python_requires=">=3.10",
     # allennlp itself is installed with --no-deps (see Makefile): its metadata pins torch<1.13.
     install_requires=["torch>=2.0", "transformers==4.43.4"],
-    extras_require={"benchmark": ["peft"]},
+    extras_require={"benchmark": ["peft==0.12.0", "accelerate==1.2.1"]},
 )

@@ -22,6 +22,6 @@ local prompt_layer = 3;
     seq2vec_encoder: lpt.encoder('late_prompt_roberta', model, prompt_layer, extra={ pooling: 'mean' }),
   },
   data_loader: { batch_sampler: { type: 'bucket', batch_size: 32, sorting_keys: ['tokens'] } },
-  validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 128, sorting_keys: ['tokens'] } },
+  validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 128, sorting_keys: ['tokens'], shuffle: false } },
   trainer: lpt.trainer(lr=1e-3, epochs=3),
 }

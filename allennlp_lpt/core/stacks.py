@@ -17,6 +17,7 @@ from allennlp_lpt.core.family import (
     validate_prompt_layer,
 )
 from allennlp_lpt.core.masks import attention_bias, prepend_prompt
+from allennlp_lpt.core.pretrained import PretrainedPart
 
 
 def _freeze(module: torch.nn.Module) -> None:
@@ -39,7 +40,7 @@ def run_layers(
     return states
 
 
-class LowerStack(torch.nn.Module):
+class LowerStack(PretrainedPart):
     """
     The frozen embeddings and the first `prompt_layer` layers of `model_name`. Only those layers
     are loaded.
@@ -90,7 +91,7 @@ class LowerStack(torch.nn.Module):
             return run_layers(self.layers, states, mask, causal=self.family.is_causal)
 
 
-class UpperStack(torch.nn.Module):
+class UpperStack(PretrainedPart):
     """
     The frozen layers `prompt_layer + 1 .. L` of `model_name` and its final normalisation.
 

@@ -11,6 +11,7 @@ from allennlp.training.metrics import CategoricalAccuracy, F1Measure
 from transformers import AutoTokenizer
 
 from allennlp_lpt.core import resolve_model_name
+from allennlp_lpt.core.pretrained import PretrainedHead
 from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.modules import pairing
 from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
@@ -56,6 +57,8 @@ class LatePromptClassifier(Model):
         `"accuracy"`, or `"acc_and_f1"` ((accuracy + F1) / 2 with label "1" as positive, as for
         MRPC and QQP); the validation metric is then `acc_and_f1`.
     label_namespace : `str`, optional (default = `"labels"`)
+    save_backbone : `bool`, optional (default = `True`)
+        `False` leaves the frozen LM head out of archives (see `late_prompt_transformer`).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class LatePromptClassifier(Model):
         answer_suffix: Optional[str] = None,
         metric: Optional[str] = None,
         label_namespace: str = "labels",
+        save_backbone: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(vocab, **kwargs)
@@ -93,9 +97,8 @@ class LatePromptClassifier(Model):
         self._label_namespace = label_namespace
         self._causal = encoder.family.is_causal
         self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(encoder.model_name))
-        self._lm_head = encoder.family.load_lm_head(encoder.model_name)
-        for parameter in self._lm_head.parameters():
-            parameter.requires_grad_(False)
+        self._lm_head = PretrainedHead(encoder.family.load_lm_head(encoder.model_name))
+        self._lm_head.save_weights = save_backbone
 
         spec = None if task is None else get_task(task, key="model.task")
         if label_words is None:

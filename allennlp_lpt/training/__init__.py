@@ -1,3 +1,4 @@
+from allennlp_lpt.training.callbacks import RngStateCallback
 from allennlp_lpt.training.learning_rate_schedulers import LinearWithWarmupFraction
 
-__all__ = ["LinearWithWarmupFraction"]
+__all__ = ["LinearWithWarmupFraction", "RngStateCallback"]

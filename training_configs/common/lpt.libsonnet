@@ -23,6 +23,8 @@
     validation_metric: '+accuracy',
     [if patience != null then 'patience']: patience,
     cuda_device: -1,  // -o '{"trainer.cuda_device": 0}' for a GPU
+    // Random states in every checkpoint: a run recovered with --recover matches an uninterrupted one.
+    callbacks: [{ type: 'lpt_rng_state' }],
   },
 
   reader(model_name, template=null, text_columns=['sentence'], max_length=512):: {
@@ -87,7 +89,8 @@
         // Few-shot: 1,000 optimizer steps, dev every 100 (an "epoch" is 100 steps here).
         [if few_shot then 'batches_per_epoch']: 100 * recipe.accumulation,
       },
-      validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 64, sorting_keys: ['tokens'] } },
+      // No shuffling in validation: a --recover replay of the data loading stays exact.
+      validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 64, sorting_keys: ['tokens'], shuffle: false } },
       trainer: $.trainer(recipe.lr, 10, recipe.accumulation) + { validation_metric: '+' + metric },
       random_seed: 42,
       numpy_seed: 42,

@@ -91,6 +91,11 @@ class TsvClassificationReader(DatasetReader):
             template, suffix = split_answer_template(template)
             # The model appends one label token, the suffix and eos.
             reserve = 2 + len(self.tokenizer.encode(suffix, add_special_tokens=False))
+        elif template is not None and not family.is_causal and template.count("<mask>") != 1:
+            raise ConfigurationError(
+                f"dataset_reader.template={template!r}: a masked LM's template needs exactly one "
+                f"<mask> (where the verbalizer reads the label), e.g. '{{s}} . It was <mask> .'"
+            )
         try:
             self.encoder = InputEncoder(
                 self.tokenizer,

@@ -28,6 +28,8 @@ class LatePromptEncoder(Seq2VecEncoder):
     generator : `Lazy[PromptGenerator]`, optional (default = `npg`)
         Built with this backbone's hidden size, `prompt_length`, and the backbone's hidden
         dropout as its default dropout. At `prompt_layer` 0 only `static` is allowed.
+    save_backbone : `bool`, optional (default = `True`)
+        `False` leaves the frozen layers out of archives (see `late_prompt_transformer`).
     """
 
     # The registered name of the subclass (must match the family's `encoder_type`).
@@ -40,6 +42,7 @@ class LatePromptEncoder(Seq2VecEncoder):
         prompt_layer: int,
         prompt_length: int = 5,
         generator: Lazy[PromptGenerator] = Lazy(NaivePromptGenerator),
+        save_backbone: bool = True,
     ) -> None:
         super().__init__()
         if prompt_length < 1:
@@ -50,6 +53,7 @@ class LatePromptEncoder(Seq2VecEncoder):
         self.prompt_layer = prompt_layer
         self.prompt_length = prompt_length
         self.upper = UpperStack(model_name, prompt_layer)
+        self.upper.save_weights = save_backbone
         family = self.upper.family
         if family.encoder_type != self.encoder_type:
             raise ConfigurationError(

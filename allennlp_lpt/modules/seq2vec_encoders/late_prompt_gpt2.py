@@ -17,7 +17,7 @@ class LatePromptGPT2Encoder(LatePromptEncoder):
 
     # Parameters
 
-    model_name, prompt_layer, prompt_length, generator
+    model_name, prompt_layer, prompt_length, generator, save_backbone
         As in `LatePromptEncoder`.
     """
 

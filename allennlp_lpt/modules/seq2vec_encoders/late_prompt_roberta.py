@@ -17,7 +17,7 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
 
     # Parameters
 
-    model_name, prompt_layer, prompt_length, generator
+    model_name, prompt_layer, prompt_length, generator, save_backbone
         As in `LatePromptEncoder`.
     pooling : `str`, optional (default = `"first"`)
         How the final states become one vector: `"first"` takes the first token's final state
@@ -36,13 +36,18 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
         prompt_length: int = 5,
         generator: Lazy[PromptGenerator] = Lazy(NaivePromptGenerator),
         pooling: str = "first",
+        save_backbone: bool = True,
     ) -> None:
         if pooling not in self.POOLINGS:
             raise ConfigurationError(
                 f"pooling={pooling!r} is not one of {', '.join(map(repr, self.POOLINGS))}."
             )
         super().__init__(
-            model_name, prompt_layer=prompt_layer, prompt_length=prompt_length, generator=generator
+            model_name,
+            prompt_layer=prompt_layer,
+            prompt_length=prompt_length,
+            generator=generator,
+            save_backbone=save_backbone,
         )
         self.pooling = pooling
 

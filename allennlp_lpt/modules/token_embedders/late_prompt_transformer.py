@@ -42,6 +42,9 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         by model, prompt layer, weights and text, so a stale entry is never reused).
     cache_float16 : `bool`, optional (default = `False`)
         Store cached states in float16 (half the memory, rounding of about 1e-3 relative).
+    save_backbone : `bool`, optional (default = `True`)
+        `False` leaves the frozen pretrained weights out of archives and checkpoints: loading
+        rebuilds them from `model_name` (a lightweight archive).
     """
 
     def __init__(
@@ -54,12 +57,14 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         cache_memory_mb: float = 2048.0,
         cache_dir: Optional[str] = None,
         cache_float16: bool = False,
+        save_backbone: bool = True,
     ) -> None:
         super().__init__()
         self.model_name = model_name
         self.prompt_layer = prompt_layer
         self.lower_dropout = lower_dropout and not cache
         self.stack = LowerStack(model_name, prompt_layer)
+        self.stack.save_weights = save_backbone
         self._cache_settings = (
             dict(memory_mb=cache_memory_mb, directory=cache_dir, float16=cache_float16)
             if cache

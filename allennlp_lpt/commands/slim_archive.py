@@ -1,0 +1,100 @@
+import argparse
+import json
+import os
+import tarfile
+import tempfile
+from typing import Any
+
+import torch
+from allennlp.commands.subcommand import Subcommand
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from allennlp.data import Vocabulary
+from allennlp.models import Model
+
+# Components whose frozen pretrained weights `model_name` restores.
+PRETRAINED_COMPONENTS = (
+    "late_prompt_transformer", "late_prompt_roberta", "late_prompt_gpt2", "late_prompt_classifier",
+)
+
+
+def mark_lightweight(config: Any) -> int:
+    """Sets `save_backbone: false` on every late-prompt component; returns how many."""
+    count = 0
+    if isinstance(config, dict):
+        if config.get("type") in PRETRAINED_COMPONENTS:
+            config["save_backbone"] = False
+            count += 1
+        for value in config.values():
+            count += mark_lightweight(value)
+    elif isinstance(config, list):
+        for value in config:
+            count += mark_lightweight(value)
+    return count
+
+
+def slim_archive(archive: str, output: str) -> None:
+    """
+    Writes `output`, an archive of `archive` that holds only the trained parameters, the config
+    and the vocabulary; loading it rebuilds the frozen backbone from `model_name`.
+    """
+    import allennlp_lpt  # noqa: F401
+
+    with tempfile.TemporaryDirectory() as folder:
+        with tarfile.open(archive) as handle:
+            handle.extractall(folder, filter="data")
+        config_path = os.path.join(folder, "config.json")
+        config = json.load(open(config_path))
+        if mark_lightweight(config) == 0:
+            raise ConfigurationError(f"{archive} has no late-prompt component to make lightweight")
+        weights = torch.load(os.path.join(folder, "weights.th"), map_location="cpu", weights_only=True)
+        vocab = Vocabulary.from_files(os.path.join(folder, "vocabulary"))
+        rebuilt = Model.from_params(vocab=vocab, params=Params(json.loads(json.dumps(config["model"]))))
+        keep = set(rebuilt.state_dict())
+        pretrained = {n: t for n, t in _full_state(rebuilt).items() if n not in keep}
+        for name, tensor in weights.items():
+            if name in pretrained and not torch.equal(pretrained[name].cpu(), tensor):
+                raise ConfigurationError(
+                    f"{archive}: the weight {name} differs from the one {name.split('.')[0]} loads "
+                    f"from model_name, so a lightweight archive would predict differently."
+                )
+        torch.save({n: t for n, t in weights.items() if n in keep}, os.path.join(folder, "weights.th"))
+        json.dump(config, open(config_path, "w"), indent=2)
+        with tarfile.open(output, "w:gz") as handle:
+            for name in sorted(os.listdir(folder)):
+                handle.add(os.path.join(folder, name), arcname=name)
+
+
+def _full_state(model: torch.nn.Module):
+    from allennlp_lpt.core.pretrained import PretrainedPart
+
+    saved = {}
+    for module in model.modules():
+        if isinstance(module, PretrainedPart):
+            saved[module] = module.save_weights
+            module.save_weights = True
+    try:
+        return model.state_dict()
+    finally:
+        for module, value in saved.items():
+            module.save_weights = value
+
+
+@Subcommand.register("lpt-slim-archive")
+class SlimArchive(Subcommand):
+    """`allennlp lpt-slim-archive ARCHIVE OUTPUT`: a lightweight copy of a late-prompt archive."""
+
+    requires_plugins = False
+
+    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        description = (
+            "Writes a copy of ARCHIVE that holds only the trained parameters, the config and the "
+            "vocabulary; the frozen backbone is rebuilt from model_name when it is loaded (as with "
+            "`save_backbone: false` on the components at training time). Refuses when the "
+            "archive's frozen weights differ from model_name's."
+        )
+        sub = parser.add_parser(self.name, description=description, help="Make a lightweight archive.")
+        sub.add_argument("archive")
+        sub.add_argument("output")
+        sub.set_defaults(func=lambda args: slim_archive(args.archive, args.output))
+        return sub

@@ -1,0 +1,42 @@
+import argparse
+import json
+
+from allennlp.commands.subcommand import Subcommand
+
+from allennlp_lpt.sweep import parse_grid, sweep
+
+
+@Subcommand.register("lpt-sweep")
+class Sweep(Subcommand):
+    """`allennlp lpt-sweep CONFIG --grid GRID -s OUT`: config-driven ablations."""
+
+    requires_plugins = False
+
+    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        description = (
+            "Runs `allennlp train` for every combination of the grid's values (and every seed), "
+            "sequentially, each into its own directory under OUT; a finished run is skipped when "
+            "the sweep starts again, a failed one is reported with its log and the sweep goes "
+            "on. Writes OUT/results.csv, OUT/results.md (mean ± std over seeds) and OUT/plot.png. "
+            "Grid keys are the dotted keys of -o overrides; `*.name` sets every `name` in the "
+            "config (e.g. `*.prompt_layer` sets the embedder's and the encoder's together)."
+        )
+        sub = parser.add_parser(self.name, description=description, help="Run a grid of configs.")
+        sub.add_argument("config", help="the training config")
+        sub.add_argument("--grid", required=True, help='JSON: {"dotted.key": [values], ...}')
+        sub.add_argument("-s", "--serialization-dir", required=True, dest="output")
+        sub.add_argument("--seeds", type=int, nargs="+", default=[],
+                         help="each sets random_seed, numpy_seed and pytorch_seed")
+        sub.add_argument("-o", "--overrides", default="", help="fixed overrides for every run (JSON)")
+        sub.add_argument("--x", default=None, help="the swept key to plot against")
+        sub.add_argument("--include-package", action="append", default=[],
+                         help="packages the runs import (allennlp_lpt always)")
+        sub.set_defaults(func=_run)
+        return sub
+
+
+def _run(args: argparse.Namespace) -> None:
+    fixed = json.loads(args.overrides) if args.overrides.strip() else {}
+    packages = ["allennlp_lpt"] + [p for p in args.include_package if p != "allennlp_lpt"]
+    sweep(args.config, parse_grid(args.grid), args.output, seeds=args.seeds, fixed=fixed,
+          include_packages=packages, x_key=args.x)

@@ -1,0 +1,89 @@
+"""
+Every class of bad input, through `allennlp train` as a user meets it: a ConfigurationError whose
+message names the key (or file and line) and the valid values, and a serialization directory
+with nothing that a failed start could leave half-made (no weights, checkpoints, metrics or
+archive; AllenNLP itself records config.json and out.log there).
+"""
+import json
+import os
+
+import pytest
+from allennlp.commands.train import train_model
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from transformers import DistilBertConfig
+
+from config_swap import CONFIGS, tiny_config
+
+QUICKSTART = os.path.join(CONFIGS, "quickstart.jsonnet")
+VERBALIZER = os.path.join(CONFIGS, "roberta-large", "sst-2_few-shot.jsonnet")
+LOWER = ("model", "text_field_embedder", "token_embedders", "tokens")
+
+
+def _set(config, path, value):
+    for key in path[:-1]:
+        config = config[key]
+    config[path[-1]] = value
+
+
+def _models(tiny_models, tmp_path):
+    folder = tmp_path / "distilbert"
+    DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, vocab_size=50).save_pretrained(folder)
+    return {**tiny_models, "distilbert": str(folder), "missing": str(tmp_path / "no-such-model")}
+
+
+def _bad_rows(tmp_path, content):
+    path = tmp_path / "bad.tsv"
+    path.write_text(content)
+    return str(path)
+
+
+CASES = {
+    "unknown generator type": (QUICKSTART, lambda c, m, t: _set(c, ("model", "seq2vec_encoder", "generator"), {"type": "npgx"}),
+                               r"npgx not in acceptable choices for .*generator.type: \['npg', 'mppg', 'appg', 'static'\]"),
+    "prompt layer out of range": (QUICKSTART, lambda c, m, t: [_set(c, LOWER + ("prompt_layer",), 7), _set(c, ("model", "seq2vec_encoder", "prompt_layer"), 7)],
+                                  r"prompt_layer=7 is out of range .* 4 layers: use 0 .* to 3"),
+    "prompt length below one": (QUICKSTART, lambda c, m, t: _set(c, ("model", "seq2vec_encoder", "prompt_length"), 0),
+                                r"prompt_length=0: .*valid: >= 1"),
+    "bottleneck below one": (QUICKSTART, lambda c, m, t: _set(c, ("model", "seq2vec_encoder", "generator"), {"type": "appg", "bottleneck": 0}),
+                             r"generator.bottleneck=0 must be >= 1"),
+    "label word not one token": (VERBALIZER, lambda c, m, t: _set(c, ("model", "label_words"), {"0": "terrible", "1": "xylophonic"}),
+                                 r"label_words: 'xylophonic' is not one token"),
+    "template without mask": (VERBALIZER, lambda c, m, t: _set(c, ("dataset_reader", "template"), "{s} . It was great ."),
+                              r"dataset_reader.template=.*exactly one <mask>"),
+    "missing model directory": (QUICKSTART, lambda c, m, t: _set(c, LOWER + ("model_name",), m["missing"]),
+                                r"model_name=.*no-such-model.*no HuggingFace model config"),
+    "unsupported family": (QUICKSTART, lambda c, m, t: _set(c, LOWER + ("model_name",), m["distilbert"]),
+                           r"'distilbert' model.*Supported model types: bert, camembert, gpt2, roberta, xlm-roberta"),
+    "components that disagree": (QUICKSTART, lambda c, m, t: _set(c, ("model", "seq2vec_encoder", "prompt_layer"), 1),
+                                 r"embedder and the late_prompt_roberta encoder disagree: prompt_layer"),
+    "encoder on the wrong family": (QUICKSTART, lambda c, m, t: [_set(c, ("model", "seq2vec_encoder", "type"), "late_prompt_gpt2"),
+                                                                  c["model"]["seq2vec_encoder"].pop("pooling")],
+                                    r"late_prompt_gpt2 cannot run .* use the 'late_prompt_roberta' encoder"),
+    "unknown task": (VERBALIZER, lambda c, m, t: _set(c, ("dataset_reader", "task"), "cola"),
+                     r"dataset_reader.task='cola' is not a known task: use one of sst-2"),
+    "row with a missing column": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\ngood\t1\nno label here\n")),
+                                  r"bad.tsv:3: the row has 1 column\(s\)"),
+    "row with an empty text": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\n\t1\n")),
+                               r"bad.tsv:2: the row has an empty text"),
+    "row with an unknown label": (VERBALIZER, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\ngood\t3\n")),
+                                  r"bad.tsv:2: the row has the label '3', which is not one of \['0', '1'\]"),
+    "header without the columns": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "text\tgold\ngood\t1\n")),
+                                   r"bad.tsv:1: the header .* lacks the column"),
+    "input that cannot fit": (VERBALIZER, lambda c, m, t: _set(c, ("dataset_reader", "max_length"), 6),
+                              r"sst-2.tsv:2: .*no room for the text within max_length=6"),
+}
+LEFT_BY_ALLENNLP = {"config.json", "meta.json", "out.log"}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_a_clear_configuration_error_and_leaves_nothing_half_made(tiny_models, tmp_path, case):
+    config_file, change, message = CASES[case]
+    models = _models(tiny_models, tmp_path)
+    config = json.load(open(tiny_config(config_file, tiny_models, str(tmp_path), family="roberta", epochs=1)))
+    change(config, models, tmp_path)
+    run = tmp_path / "run"
+    with pytest.raises(ConfigurationError, match=message):
+        train_model(Params(config), str(run))
+    left = set(os.listdir(run)) if run.exists() else set()
+    assert left <= LEFT_BY_ALLENNLP, left
