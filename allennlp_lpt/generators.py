@@ -74,17 +74,10 @@ def _resolve_dropout(dropout: Optional[float], default_dropout: float) -> float:
     return value
 
 
-@PromptGenerator.register("npg")
-class NaivePromptGenerator(PromptGenerator):
+class _BottleneckPromptGenerator(PromptGenerator):
     """
-    NPG: one token's state (`anchor`) -> Linear(H, d) -> ReLU -> Linear(d, n*H) -> reshape to
-    `(batch, n, H)` -> dropout.
-
-    # Parameters
-
-    bottleneck : `int`, optional (default = `128`)
-        The width d.
-    dropout : `float`, optional (default = the backbone's hidden dropout)
+    What the paper's generators share: Linear(H, d), a Linear out of the bottleneck whose width
+    `up_features` each one sets, and dropout on the prompt.
     """
 
     def __init__(
@@ -99,8 +92,28 @@ class NaivePromptGenerator(PromptGenerator):
         super().__init__(hidden_size, prompt_length)
         _check_bottleneck(bottleneck)
         self.down = torch.nn.Linear(hidden_size, bottleneck)
-        self.up = torch.nn.Linear(bottleneck, prompt_length * hidden_size)
+        self.up = torch.nn.Linear(bottleneck, self.up_features())
         self.dropout = torch.nn.Dropout(_resolve_dropout(dropout, default_dropout))
+
+    def up_features(self) -> int:
+        raise NotImplementedError
+
+
+@PromptGenerator.register("npg")
+class NaivePromptGenerator(_BottleneckPromptGenerator):
+    """
+    NPG: one token's state (`anchor`) -> Linear(H, d) -> ReLU -> Linear(d, n*H) -> reshape to
+    `(batch, n, H)` -> dropout.
+
+    # Parameters
+
+    bottleneck : `int`, optional (default = `128`)
+        The width d.
+    dropout : `float`, optional (default = the backbone's hidden dropout)
+    """
+
+    def up_features(self) -> int:
+        return self.prompt_length * self.hidden_size
 
     def forward(
         self, states: torch.Tensor, mask: torch.Tensor, anchor: torch.Tensor
@@ -138,23 +151,11 @@ def pooling_bins(mask: torch.Tensor, bins: int) -> torch.Tensor:
     return inside & mask[:, None, :]
 
 
-class _PoolingPromptGenerator(PromptGenerator):
+class _PoolingPromptGenerator(_BottleneckPromptGenerator):
     """Linear(H, d) on every real token -> adaptive pooling to n bins -> ReLU -> Linear(d, H) -> dropout."""
 
-    def __init__(
-        self,
-        hidden_size: int,
-        prompt_length: int,
-        *,
-        bottleneck: int = 128,
-        dropout: Optional[float] = None,
-        default_dropout: float = 0.1,
-    ) -> None:
-        super().__init__(hidden_size, prompt_length)
-        _check_bottleneck(bottleneck)
-        self.down = torch.nn.Linear(hidden_size, bottleneck)
-        self.up = torch.nn.Linear(bottleneck, hidden_size)
-        self.dropout = torch.nn.Dropout(_resolve_dropout(dropout, default_dropout))
+    def up_features(self) -> int:
+        return self.hidden_size
 
     def pool(self, projected: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
         """`(batch, seq_len, d)`, `(batch, n, seq_len)` -> `(batch, n, d)`."""

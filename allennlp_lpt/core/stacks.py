@@ -40,7 +40,24 @@ def run_layers(
     return states
 
 
-class LowerStack(PretrainedPart):
+class _BackboneSlice(PretrainedPart):
+    """The family, config and validated prompt layer that both halves start from."""
+
+    def __init__(self, model_name: str, prompt_layer: int) -> None:
+        super().__init__()
+        self.family: Type[BackboneFamily] = family_for_model(model_name)
+        self.config = load_backbone_config(model_name)
+        self.num_backbone_layers = self.family.num_layers(self.config)
+        validate_prompt_layer(prompt_layer, self.num_backbone_layers, model_name=model_name)
+        self.model_name = model_name
+        self.prompt_layer = prompt_layer
+
+    @property
+    def hidden_size(self) -> int:
+        return self.family.hidden_size(self.config)
+
+
+class LowerStack(_BackboneSlice):
     """
     The frozen embeddings and the first `prompt_layer` layers of `model_name`. Only those layers
     are loaded.
@@ -54,22 +71,12 @@ class LowerStack(PretrainedPart):
     """
 
     def __init__(self, model_name: str, prompt_layer: int) -> None:
-        super().__init__()
-        self.family: Type[BackboneFamily] = family_for_model(model_name)
-        self.config = load_backbone_config(model_name)
-        self.num_backbone_layers = self.family.num_layers(self.config)
-        validate_prompt_layer(prompt_layer, self.num_backbone_layers, model_name=model_name)
-        self.model_name = model_name
-        self.prompt_layer = prompt_layer
+        super().__init__(model_name, prompt_layer)
         model = self.family.load_base_model(model_name, num_layers=prompt_layer)
         self.embeddings = self.family.embeddings(model)
         self.layers = self.family.layers(model)
         self.family.prepare_layers(self.layers, self.config)
         _freeze(self)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.family.hidden_size(self.config)
 
     def forward(
         self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor] = None
@@ -91,7 +98,7 @@ class LowerStack(PretrainedPart):
             return run_layers(self.layers, states, mask, causal=self.family.is_causal)
 
 
-class UpperStack(PretrainedPart):
+class UpperStack(_BackboneSlice):
     """
     The frozen layers `prompt_layer + 1 .. L` of `model_name` and its final normalisation.
 
@@ -103,22 +110,12 @@ class UpperStack(PretrainedPart):
     """
 
     def __init__(self, model_name: str, prompt_layer: int) -> None:
-        super().__init__()
-        self.family: Type[BackboneFamily] = family_for_model(model_name)
-        self.config = load_backbone_config(model_name)
-        self.num_backbone_layers = self.family.num_layers(self.config)
-        validate_prompt_layer(prompt_layer, self.num_backbone_layers, model_name=model_name)
-        self.model_name = model_name
-        self.prompt_layer = prompt_layer
+        super().__init__(model_name, prompt_layer)
         model = self.family.load_base_model(model_name)
         self.layers = torch.nn.ModuleList(list(self.family.layers(model))[prompt_layer:])
         self.family.prepare_layers(self.layers, self.config)
         self.final_norm = self.family.final_norm(model)
         _freeze(self)
-
-    @property
-    def hidden_size(self) -> int:
-        return self.family.hidden_size(self.config)
 
     def forward(
         self, states: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor
