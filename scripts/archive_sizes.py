@@ -35,7 +35,7 @@ def main() -> None:
         base = getattr(model, model.base_model_prefix)
         backbone = sum(p.numel() for n, p in base.named_parameters() if "pooler" not in n)
         # Our LM head is a separate module, so its decoder weight is stored besides the embeddings.
-        lm_head = sum(p.numel() for p in getattr(model, head).parameters(remove_duplicate=False))
+        lm_head = sum(p.numel() for _, p in getattr(model, head).named_parameters(remove_duplicate=False))
         trained = sum(p.numel() for p in generator.parameters())
         full = 4 * (backbone + lm_head + trained)
         light = 4 * trained
