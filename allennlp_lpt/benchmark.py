@@ -45,8 +45,18 @@ class Settings:
     warmup: int = 3
     prompt_layer: Optional[int] = None
     prompt_length: int = 5
+    # The shape of this model (random weights of its config) instead of `family` and `size`.
+    model_name: Optional[str] = None
 
     def __post_init__(self) -> None:
+        if self.model_name is not None:
+            from allennlp_lpt.core import family_for_model, load_backbone_config
+
+            family = family_for_model(self.model_name, key="--model-name")
+            self.family = family.name
+            self.size = f"shape of {self.model_name}"
+            layers = family.num_layers(load_backbone_config(self.model_name, key="--model-name"))
+            SHAPES.setdefault(self.family, {})[self.size] = (0, layers, 0, 0)
         if self.family not in SHAPES:
             raise ValueError(f"--family {self.family}: use one of {', '.join(SHAPES)}")
         if self.size not in SHAPES[self.family]:
@@ -72,7 +82,13 @@ def build_backbone(settings: Settings, folder: str) -> str:
     from transformers import AutoModel, BertConfig, GPT2Config, RobertaConfig
 
     hidden, layers, heads, intermediate = SHAPES[settings.family][settings.size]
-    if settings.family == "gpt2":
+    if settings.model_name is not None:
+        from allennlp_lpt.core import load_backbone_config
+
+        config = load_backbone_config(settings.model_name, key="--model-name")
+        if settings.family == "gpt2" and config.pad_token_id is None:
+            config.pad_token_id = config.eos_token_id
+    elif settings.family == "gpt2":
         config = GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_inner=intermediate,
                             n_positions=1024, vocab_size=50257)
         config.pad_token_id = config.eos_token_id

@@ -4,6 +4,7 @@
 set -euo pipefail
 out=${DEMO_DIR:-runs/quickstart}
 rm -rf "$out"
+mkdir -p "$(dirname "$out")"
 echo "== Training training_configs/quickstart.jsonnet into $out (about a minute on a CPU)"
 allennlp train training_configs/quickstart.jsonnet -s "$out" > "$out.log" 2>&1 \
   || { tail -30 "$out.log"; exit 1; }

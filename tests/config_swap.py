@@ -31,6 +31,8 @@ def swap(config: Any, tiny_models: Dict[str, str], family: Optional[str]) -> Any
         swapped = {key: swap(value, tiny_models, family) for key, value in config.items()}
         if isinstance(config.get("model_name"), str):
             swapped["model_name"] = tiny_models[family or family_of(config["model_name"])]
+        if isinstance(config.get("embedding_dim"), int):
+            swapped["embedding_dim"] = 32  # the tiny models' hidden size
         if isinstance(config.get("prompt_layer"), int) and config["prompt_layer"] > 0:
             swapped["prompt_layer"] = min(config["prompt_layer"], 2)  # tiny models have 4 layers
         if family == "gpt2" and config.get("type") == "late_prompt_roberta":

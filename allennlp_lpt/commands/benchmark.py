@@ -31,6 +31,8 @@ class Benchmark(Subcommand):
         sub.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
         sub.add_argument("--prompt-layer", type=int, default=None, help="default: half the layers")
         sub.add_argument("--prompt-length", type=int, default=5)
+        sub.add_argument("--model-name", default=None,
+                         help="use this model's shape (random weights) instead of --family/--size")
         sub.add_argument("--output", default=None, help="also write JSON lines here")
         sub.set_defaults(func=_run)
         return sub
@@ -42,7 +44,7 @@ def _run(args: argparse.Namespace) -> None:
         device=args.device, precision=args.precision,
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         steps=args.steps, warmup=args.warmup, prompt_layer=args.prompt_layer,
-        prompt_length=args.prompt_length,
+        prompt_length=args.prompt_length, model_name=args.model_name,
     )
     rows = run(settings)
     print(table(rows), end="")
