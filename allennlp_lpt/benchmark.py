@@ -182,7 +182,6 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
     )
     device = torch.device(settings.device)
     model.to(device).train()
-    hidden = model._text_field_embedder.get_output_dim()  # noqa: F841  (built; keeps mypy quiet)
     vocab_size = next(
         m for m in model.modules() if isinstance(m, torch.nn.Embedding)
     ).num_embeddings
@@ -241,12 +240,27 @@ def time_method(method: str, settings: Settings, folder: str) -> Dict[str, objec
     return row
 
 
+def peak_rss_mib() -> float:
+    """
+    This process's peak resident memory. Linux's VmHWM belongs to the process image, whereas
+    getrusage's ru_maxrss survives exec and would report the spawning parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB -> MiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _peak_rss_child(method: str, settings: Settings, folder: str, queue) -> None:
     try:
         _, step = build_method(method, settings, folder)
         for _ in range(2):
             step()
-        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB -> MiB
+        queue.put(peak_rss_mib())
     except Exception as error:  # reported in the parent's row
         queue.put(f"error: {error}")
 

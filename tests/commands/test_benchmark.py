@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from allennlp_lpt import benchmark
 from allennlp_lpt.benchmark import Settings, run, table
@@ -64,3 +65,20 @@ def test_the_subcommand_writes_json_lines_with_a_real_peak_rss(tmp_path):
     assert [row["method"] for row in rows] == ["full", "late_prompt"]
     assert all(row["peak_mem_mib"] > 50 for row in rows)  # a whole Python process with torch
     assert "| full |" in done.stdout
+
+
+def test_peak_rss_is_the_child_process_own_peak():
+    """The parent's own peak (a 1 GiB tensor here) must not leak into a method's figure."""
+    ballast = torch.ones(256 * 2**20)  # 1 GiB of float32
+    parent_peak = benchmark.peak_rss_mib()
+    child_peak = benchmark.peak_rss("full", Settings(size="tiny", batch_size=2, length=8), _tiny_backbone())
+    del ballast
+    assert parent_peak > 1024
+    assert 50 < child_peak < parent_peak - 512
+
+
+def _tiny_backbone():
+    import tempfile
+
+    folder = tempfile.mkdtemp()
+    return benchmark.build_backbone(Settings(size="tiny"), folder)
