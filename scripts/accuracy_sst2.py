@@ -31,6 +31,7 @@ def methods():
     runs = {}
     for k in (1, 3, 5):
         runs[f"late_prompt_k{k}"] = (QUICKSTART, {f"{LOWER}.prompt_layer": k, f"{ENCODER}.prompt_layer": k})
+    runs["late_prompt_k3_mppg"] = (QUICKSTART, {f"{ENCODER}.generator": {"type": "mppg"}})
     runs["late_prompt_k3_cached"] = (QUICKSTART, {f"{LOWER}.cache": True})
     runs["prompt_tuning_k0"] = (QUICKSTART, {f"{LOWER}.prompt_layer": 0, f"{ENCODER}.prompt_layer": 0,
                                              f"{ENCODER}.generator": {"type": "static"}})
