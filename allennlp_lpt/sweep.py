@@ -70,9 +70,12 @@ def run_name(values: Dict[str, Any], seed: Optional[int]) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]", "_", "_".join(parts))
 
 
-def plan(config_path: str, grid: Grid, seeds: Sequence[Optional[int]], fixed: Dict[str, Any]):
-    """Yields (name, swept values, seed, overrides) for every run."""
-    config = Params.from_file(config_path, params_overrides=json.dumps(fixed)).as_dict(quiet=True)
+def load_config(config_path: str, fixed: Dict[str, Any]) -> Dict[str, Any]:
+    return Params.from_file(config_path, params_overrides=json.dumps(fixed)).as_dict(quiet=True)
+
+
+def plan(config: Dict[str, Any], grid: Grid, seeds: Sequence[Optional[int]], fixed: Dict[str, Any]):
+    """Yields (name, swept values, seed, overrides) for every run of `config` (fixed overrides applied)."""
     expanded = {key: expand_key(config, key) for key in grid}
     for combination in itertools.product(*grid.values()):
         values = dict(zip(grid, combination))
@@ -91,8 +94,7 @@ def _seconds(duration: str) -> float:
     return 3600 * float(hours) + 60 * float(minutes) + float(seconds)
 
 
-def validation_metric(config_path: str, fixed: Dict[str, Any]) -> str:
-    config = Params.from_file(config_path, params_overrides=json.dumps(fixed)).as_dict(quiet=True)
+def validation_metric(config: Dict[str, Any]) -> str:
     metric = config.get("trainer", {}).get("validation_metric", "-loss")
     metric = metric[0] if isinstance(metric, list) else metric
     return metric.lstrip("+-")
@@ -111,8 +113,9 @@ def sweep(
     from tqdm import tqdm
 
     fixed = dict(fixed or {})
-    runs = list(plan(config_path, grid, list(seeds) or [None], fixed))
-    metric = validation_metric(config_path, fixed)
+    config = load_config(config_path, fixed)
+    runs = list(plan(config, grid, list(seeds) or [None], fixed))
+    metric = validation_metric(config)
     os.makedirs(os.path.join(output, "logs"), exist_ok=True)
     rows: List[Dict[str, Any]] = []
     failed: List[Tuple[str, str]] = []

@@ -6,6 +6,7 @@ before running the layers above it (`UpperStack`); `masks` builds attention bias
 """
 from allennlp_lpt.core.family import (
     BackboneFamily,
+    family_for_config,
     family_for_model,
     load_backbone_config,
     register_family,
@@ -21,6 +22,7 @@ __all__ = [
     "LowerStack",
     "UpperStack",
     "attention_bias",
+    "family_for_config",
     "family_for_model",
     "load_backbone_config",
     "prepend_prompt",

@@ -141,7 +141,13 @@ def supported_model_types() -> List[str]:
 
 def family_for_model(model_name: str, *, key: str = "model_name") -> Type[BackboneFamily]:
     """The family adapter of `model_name`; an unsupported model type is a ConfigurationError."""
-    config = load_backbone_config(model_name, key=key)
+    return family_for_config(load_backbone_config(model_name, key=key), model_name, key=key)
+
+
+def family_for_config(
+    config: PretrainedConfig, model_name: str, *, key: str = "model_name"
+) -> Type[BackboneFamily]:
+    """The family adapter of an already loaded config (`model_name` only names it in errors)."""
     family = _FAMILIES.get(config.model_type)
     if family is None:
         raise ConfigurationError(

@@ -12,7 +12,7 @@ import torch
 
 from allennlp_lpt.core.family import (
     BackboneFamily,
-    family_for_model,
+    family_for_config,
     load_backbone_config,
     validate_prompt_layer,
 )
@@ -45,8 +45,8 @@ class _BackboneSlice(PretrainedPart):
 
     def __init__(self, model_name: str, prompt_layer: int) -> None:
         super().__init__()
-        self.family: Type[BackboneFamily] = family_for_model(model_name)
         self.config = load_backbone_config(model_name)
+        self.family: Type[BackboneFamily] = family_for_config(self.config, model_name)
         self.num_backbone_layers = self.family.num_layers(self.config)
         validate_prompt_layer(prompt_layer, self.num_backbone_layers, model_name=model_name)
         self.model_name = model_name
