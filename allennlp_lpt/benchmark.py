@@ -8,6 +8,7 @@ that `allennlp train` runs), without and with the lower-layer cache. `allennlp l
 is the command-line entry.
 """
 import dataclasses
+import gc
 import json
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import traceback
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -121,6 +123,12 @@ def _autocast(settings: Settings):
     return torch.autocast(settings.device, dtype=dtype)
 
 
+def _scaler(settings: Settings) -> "torch.amp.GradScaler":
+    """fp16 needs loss scaling, as AllenNLP's trainer does under `use_amp`; bf16 and fp32 do not
+    (a disabled scaler passes the loss and the step through unchanged)."""
+    return torch.amp.GradScaler(settings.device, enabled=settings.precision == "fp16")
+
+
 def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
     from transformers import AutoModelForSequenceClassification
 
@@ -135,18 +143,21 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
             config = peft.PrefixTuningConfig(task_type=task, num_virtual_tokens=20)
         else:
             targets = ["c_attn"] if settings.family == "gpt2" else ["query", "value"]
-            config = peft.LoraConfig(task_type=task, r=8, lora_alpha=16, target_modules=targets)
+            config = peft.LoraConfig(task_type=task, r=8, lora_alpha=16, target_modules=targets,
+                                     fan_in_fan_out=settings.family == "gpt2")  # GPT-2: Conv1D
         model = peft.get_peft_model(model, config)
     device = torch.device(settings.device)
     model.to(device).train()
     ids, mask, labels = _batch(settings, model.config.vocab_size, device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    scaler = _scaler(settings)
 
     def step() -> None:
         with _autocast(settings):
             loss = model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
 
     return model, step
@@ -193,11 +204,14 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
         params=Params({"type": "huggingface_adamw", "lr": 1e-3}),
     )
 
+    scaler = _scaler(settings)
+
     def step() -> None:  # what GradientDescentTrainer does for one batch
         with _autocast(settings):
             loss = model(**batch)["loss"]
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
 
     return model, step
@@ -217,6 +231,9 @@ def _sync(settings: Settings) -> None:
 def time_method(method: str, settings: Settings, folder: str) -> Dict[str, object]:
     """Median step time after warm-up; on CUDA also the peak allocated memory."""
     if settings.device == "cuda":
+        # The previous method's model and optimizer must be gone, not merely unreferenced, or
+        # they would count in this method's peak.
+        gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     model, step = build_method(method, settings, folder)
@@ -276,12 +293,15 @@ def peak_rss(method: str, settings: Settings, folder: str) -> object:
     return result
 
 
-def peft_available() -> bool:
+def peft_problem() -> Optional[str]:
+    """None when peft imports; otherwise why not (missing, or built for another transformers)."""
     try:
         import peft  # noqa: F401
     except ImportError:
-        return False
-    return True
+        return "peft is not installed (pip install allennlp-lpt[benchmark])"
+    except Exception as error:  # e.g. a peft release that needs a newer transformers
+        return f"peft does not import: {type(error).__name__}: {error}"
+    return None
 
 
 def run(settings: Settings, *, progress: Callable[[str], None] = print) -> List[Dict[str, object]]:
@@ -296,13 +316,19 @@ def run(settings: Settings, *, progress: Callable[[str], None] = print) -> List[
             "steps": settings.steps,
         }
         for method in settings.methods:
-            if method in PEFT_METHODS and not peft_available():
-                rows.append({"method": method, **common,
-                             "error": "peft is not installed (pip install allennlp-lpt[benchmark])"})
-                progress(f"{method}: skipped, peft is not installed")
+            problem = peft_problem() if method in PEFT_METHODS else None
+            if problem is not None:
+                rows.append({"method": method, **common, "error": problem})
+                progress(f"{method}: skipped, {problem}")
                 continue
             progress(f"{method}: timing {settings.steps} steps after {settings.warmup} warm-up steps")
-            row = time_method(method, settings, folder)
+            try:
+                row = time_method(method, settings, folder)
+            except Exception as error:  # one method's failure must not cost the others' figures
+                message = f"failed: {type(error).__name__}: {error}"
+                progress(f"{method}: {message}\n{traceback.format_exc()}")
+                rows.append({"method": method, **common, "error": message})
+                continue
             if settings.device == "cpu":
                 rss = peak_rss(method, settings, folder)
                 if isinstance(rss, str):

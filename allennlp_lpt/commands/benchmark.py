@@ -50,3 +50,6 @@ def _run(args: argparse.Namespace) -> None:
     print(table(rows), end="")
     if args.output:
         write_json_lines(rows, args.output)
+    failed = [row["method"] for row in rows if str(row.get("error", "")).startswith("failed")]
+    if failed:  # the table is printed and written first: the other methods' figures stand
+        raise SystemExit(f"lpt-benchmark: {', '.join(failed)} failed (the tracebacks are above)")

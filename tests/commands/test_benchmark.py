@@ -37,12 +37,48 @@ def test_other_families(monkeypatch, family):
 
 
 def test_without_peft_the_peft_rows_say_so(monkeypatch):
-    monkeypatch.setattr(benchmark, "peft_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "peft", None)  # what Python does for a missing package
     monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
     rows = run(Settings(size="tiny", batch_size=2, length=8, steps=1, warmup=1,
                         methods=("full", "lora")), progress=lambda message: None)
     assert "peft is not installed" in rows[1]["error"]
     assert "peft is not installed" in table(rows)
+
+
+def test_a_failing_method_becomes_an_error_row_and_the_others_still_run(monkeypatch):
+    real_build = benchmark.build_method
+
+    def build(method, settings, folder):
+        if method == "lora":
+            raise RuntimeError("CUDA out of memory")
+        return real_build(method, settings, folder)
+
+    monkeypatch.setattr(benchmark, "build_method", build)
+    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
+    messages = []
+    rows = run(Settings(size="tiny", batch_size=2, length=8, steps=1, warmup=1,
+                        methods=("full", "lora", "late_prompt")), progress=messages.append)
+    assert [row["method"] for row in rows] == ["full", "lora", "late_prompt"]
+    assert rows[1]["error"] == "failed: RuntimeError: CUDA out of memory"
+    assert "step_ms" in rows[2] and rows[2]["speedup_vs_full"] > 0
+    assert any("Traceback" in message for message in messages)
+    assert "| lora | failed: RuntimeError: CUDA out of memory |" in table(rows)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_steps_train(monkeypatch, precision):
+    """fp16 goes through a GradScaler as under `use_amp`; the late-prompt generator must move."""
+    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
+    settings = Settings(size="tiny", batch_size=2, length=8, steps=1, warmup=1, precision=precision)
+    folder = _tiny_backbone()
+    model, step = benchmark.build_method("late_prompt", settings, folder)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    for _ in range(3):
+        step()
+    for name, parameter in model.named_parameters():
+        if name in before:
+            assert parameter.dtype == torch.float32 and bool(torch.isfinite(parameter).all()), name
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in before)
 
 
 def test_bad_settings():
