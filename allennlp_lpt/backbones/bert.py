@@ -4,8 +4,9 @@ from typing import Optional
 import torch
 from allennlp.common.checks import ConfigurationError
 from transformers import AutoModel, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
-from transformers.models.bert.modeling_bert import BertSdpaSelfAttention, BertSelfAttention
+from transformers.models.bert.modeling_bert import BertSelfAttention
 
+from allennlp_lpt.core.attention import LeanSelfAttention
 from allennlp_lpt.core.family import (
     BackboneFamily,
     quiet_hf_loading,
@@ -47,24 +48,24 @@ class EncoderFamily(BackboneFamily):
     @classmethod
     def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
         """
-        Gives every layer that still uses eager attention (all of RoBERTa's under
-        transformers 4.43, which offers it nothing else) BERT's SDPA self-attention over the same
-        weights: equal outputs, but no `batch x heads x T x T` probability tensor is stored.
+        Gives every layer the core's `LeanSelfAttention` over the same weights: HF's eager
+        kernel (all RoBERTa has under transformers 4.43) stores a `batch x heads x T x T`
+        probability tensor per layer; HF's SDPA kernel takes SDPA's slow math path with dropout
+        on the CPU. Relative position embeddings and decoders keep HF's own module.
         """
         for layer in layers:
             attention = layer.attention.self
-            if type(attention) is BertSdpaSelfAttention:
+            if not _is_bert_like_self_attention(attention):
                 continue
             if attention.position_embedding_type != "absolute" or attention.is_decoder:
                 continue  # SDPA cannot express relative positions; keep the eager kernel
-            if not _is_eager_self_attention(attention):
-                continue
-            with torch.device("meta"):
-                sdpa = BertSdpaSelfAttention(config, position_embedding_type="absolute")
-            sdpa.query, sdpa.key, sdpa.value = attention.query, attention.key, attention.value
-            sdpa.dropout = attention.dropout
-            sdpa.train(attention.training)
-            layer.attention.self = sdpa
+            lean = LeanSelfAttention(
+                attention,
+                num_heads=config.num_attention_heads,
+                dropout_p=float(config.attention_probs_dropout_prob),
+            )
+            lean.train(attention.training)
+            layer.attention.self = lean
 
     @classmethod
     def load_lm_head(cls, model_name: str) -> torch.nn.Module:
@@ -89,10 +90,10 @@ class BertFamily(EncoderFamily):
     lm_head_prefix = "cls."
 
 
-def _is_eager_self_attention(module: torch.nn.Module) -> bool:
-    """BERT's or RoBERTa's eager self-attention (same layout: query, key, value, dropout)."""
+def _is_bert_like_self_attention(module: torch.nn.Module) -> bool:
+    """BERT's (eager or SDPA) or RoBERTa's eager self-attention: query, key, value, dropout."""
     if isinstance(module, BertSelfAttention):
         return True
     from transformers.models.roberta.modeling_roberta import RobertaSelfAttention
 
-    return type(module) is RobertaSelfAttention
+    return isinstance(module, RobertaSelfAttention)

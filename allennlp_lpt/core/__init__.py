@@ -2,7 +2,8 @@
 
 `family` says what a backbone family is (`BackboneFamily`) and finds the one for a model;
 `stacks` runs the frozen layers below the prompt layer (`LowerStack`) and inserts the prompt
-before running the layers above it (`UpperStack`); `masks` builds attention biases.
+before running the layers above it (`UpperStack`); `masks` builds attention biases; `attention`
+is the lean encoder self-attention those layers use; `dropout` the cheaper CPU dropout mask.
 """
 from allennlp_lpt.core.family import (
     BackboneFamily,

@@ -16,6 +16,7 @@ from allennlp_lpt.core.family import (
     load_backbone_config,
     validate_prompt_layer,
 )
+from allennlp_lpt.core.dropout import use_fast_dropout
 from allennlp_lpt.core.masks import attention_bias, prepend_prompt
 from allennlp_lpt.core.pretrained import PretrainedPart
 
@@ -76,6 +77,7 @@ class LowerStack(_BackboneSlice):
         self.embeddings = self.family.embeddings(model)
         self.layers = self.family.layers(model)
         self.family.prepare_layers(self.layers, self.config)
+        use_fast_dropout(self)
         _freeze(self)
 
     def forward(
@@ -115,6 +117,7 @@ class UpperStack(_BackboneSlice):
         self.layers = torch.nn.ModuleList(list(self.family.layers(model))[prompt_layer:])
         self.family.prepare_layers(self.layers, self.config)
         self.final_norm = self.family.final_norm(model)
+        use_fast_dropout(self)
         _freeze(self)
 
     def forward(
