@@ -1,12 +1,12 @@
 """BERT-like bidirectional encoders (BERT, MiniLM): embeddings, `encoder.layer`, no final norm."""
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 import torch
 from allennlp.common.checks import ConfigurationError
 from transformers import AutoModel, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.models.bert.modeling_bert import BertSelfAttention
 
-from allennlp_lpt.core.attention import LeanSelfAttention
+from allennlp_lpt.core.attention import attend
 from allennlp_lpt.core.family import (
     BackboneFamily,
     quiet_hf_loading,
@@ -48,7 +48,7 @@ class EncoderFamily(BackboneFamily):
     @classmethod
     def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
         """
-        Gives every layer the core's `LeanSelfAttention` over the same weights: HF's eager
+        Gives every layer `LeanSelfAttention` (below) over the same weights: HF's eager
         kernel (all RoBERTa has under transformers 4.43) stores a `batch x heads x T x T`
         probability tensor per layer; HF's SDPA kernel takes SDPA's slow math path with dropout
         on the CPU. Relative position embeddings and decoders keep HF's own module.
@@ -59,11 +59,7 @@ class EncoderFamily(BackboneFamily):
                 continue
             if attention.position_embedding_type != "absolute" or attention.is_decoder:
                 continue  # SDPA cannot express relative positions; keep the eager kernel
-            lean = LeanSelfAttention(
-                attention,
-                num_heads=config.num_attention_heads,
-                dropout_p=float(config.attention_probs_dropout_prob),
-            )
+            lean = LeanSelfAttention(attention, num_heads=config.num_attention_heads)
             lean.train(attention.training)
             layer.attention.self = lean
 
@@ -97,3 +93,69 @@ def _is_bert_like_self_attention(module: torch.nn.Module) -> bool:
     from transformers.models.roberta.modeling_roberta import RobertaSelfAttention
 
     return isinstance(module, RobertaSelfAttention)
+
+
+class LeanSelfAttention(torch.nn.Module):
+    """
+    What HuggingFace's eager `BertSelfAttention` / `RobertaSelfAttention` computes, over the same
+    query/key/value weights (shared, not copied), through the core's `attend` kernel.
+
+    # Parameters
+
+    eager : `torch.nn.Module`
+        A `BertSelfAttention`-like module: `query`, `key`, `value` linears and the attention
+        probabilities' `dropout`, kept as a module so that whatever sets dropout modules' `p`
+        reaches this one too.
+    num_heads : `int`
+    """
+
+    def __init__(self, eager: torch.nn.Module, *, num_heads: int) -> None:
+        super().__init__()
+        self.query, self.key, self.value = eager.query, eager.key, eager.value
+        self.dropout = eager.dropout
+        self.num_heads = num_heads
+        self.head_size = self.query.out_features // num_heads
+
+    def _heads(self, states: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = states.shape
+        return states.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        past_key_value: Optional[Any] = None,
+        output_attentions: bool = False,
+    ) -> Tuple[torch.Tensor]:
+        """
+        # Parameters
+
+        hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        attention_mask : `torch.Tensor`, optional, shape `(batch_size, 1, 1, seq_len)`
+            Additive bias, as `core.masks.attention_bias` makes it.
+
+        The other arguments are those HuggingFace's layers pass; the core never sets them.
+
+        # Returns
+
+        `(context,)`, context of shape `(batch_size, seq_len, hidden_size)`.
+        """
+        if head_mask is not None or encoder_hidden_states is not None or past_key_value is not None \
+                or output_attentions:
+            raise ValueError(
+                "LeanSelfAttention is the encoder self-attention of late-prompt stacks: head_mask, "
+                "cross-attention, past_key_value and output_attentions are not supported"
+            )
+        context = attend(
+            self._heads(self.query(hidden_states)),
+            self._heads(self.key(hidden_states)),
+            self._heads(self.value(hidden_states)),
+            attention_mask,
+            dropout_p=self.dropout.p,
+            training=self.training,
+        )
+        batch, _, length, _ = context.shape
+        return (context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_size),)

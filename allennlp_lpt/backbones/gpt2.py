@@ -1,9 +1,10 @@
 """GPT-2: a causal decoder with learned positions, `h` layers and a final `ln_f`."""
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
+from allennlp_lpt.core.attention import attend
 from allennlp_lpt.core.family import (
     BackboneFamily,
     quiet_hf_loading,
@@ -59,6 +60,22 @@ class GPT2Family(BackboneFamily):
         return model.h
 
     @classmethod
+    def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
+        """
+        Gives every block `LeanGPT2Attention` (below) over the same weights: HF's SDPA attention
+        takes SDPA's slow math path with dropout on the CPU. Variants the lean module does not
+        compute (per-layer scaling, upcast reordering, unscaled weights) keep HF's module.
+        """
+        if config.scale_attn_by_inverse_layer_idx or config.reorder_and_upcast_attn \
+                or not config.scale_attn_weights:
+            return
+        for block in layers:
+            if not getattr(block.attn, "is_cross_attention", False):
+                lean = LeanGPT2Attention(block.attn)
+                lean.train(block.attn.training)
+                block.attn = lean
+
+    @classmethod
     def final_norm(cls, model: PreTrainedModel) -> torch.nn.Module:
         return model.ln_f
 
@@ -67,3 +84,70 @@ class GPT2Family(BackboneFamily):
         # GPT-2's LM head is tied to the word embeddings, so it always exists.
         with quiet_hf_loading():
             return AutoModelForCausalLM.from_pretrained(resolve_model_name(model_name)).lm_head
+
+
+class LeanGPT2Attention(torch.nn.Module):
+    """
+    What HuggingFace's `GPT2Attention` computes for self-attention, over its `c_attn`, `c_proj`
+    and residual dropout (shared, not copied), through the core's `attend` kernel. The causal
+    mask comes in `attention_mask`, complete (`core.masks.attention_bias(causal=True)`).
+
+    # Parameters
+
+    hf : `torch.nn.Module`
+        A `GPT2Attention` (or its SDPA subclass).
+    """
+
+    def __init__(self, hf: torch.nn.Module) -> None:
+        super().__init__()
+        self.c_attn, self.c_proj, self.resid_dropout = hf.c_attn, hf.c_proj, hf.resid_dropout
+        self.embed_dim, self.num_heads, self.head_dim = hf.embed_dim, hf.num_heads, hf.head_dim
+        # Kept as a module, so that whatever sets dropout modules' `p` reaches this one too;
+        # `attend` reads its probability.
+        self.attn_dropout = hf.attn_dropout
+
+    def _heads(self, states: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = states.shape
+        return states.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        layer_past: Optional[Any] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        use_cache: Optional[bool] = False,
+        output_attentions: Optional[bool] = False,
+    ) -> Tuple[torch.Tensor, None]:
+        """
+        # Parameters
+
+        hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        attention_mask : `torch.Tensor`, shape `(batch_size, 1, seq_len, seq_len)`
+            The complete causal and padding bias.
+
+        The other arguments are those HuggingFace's blocks pass; the core never sets them.
+
+        # Returns
+
+        `(output, None)`: output of shape `(batch_size, seq_len, hidden_size)` and no key/value
+        cache, the tuple `GPT2Block` expects.
+        """
+        if layer_past is not None or head_mask is not None or encoder_hidden_states is not None \
+                or use_cache or output_attentions:
+            raise ValueError(
+                "LeanGPT2Attention is the self-attention of late-prompt stacks: layer_past, "
+                "head_mask, cross-attention, use_cache and output_attentions are not supported"
+            )
+        if attention_mask is None:
+            raise ValueError("LeanGPT2Attention needs the complete causal bias as attention_mask")
+        query, key, value = self.c_attn(hidden_states).split(self.embed_dim, dim=2)
+        context = attend(
+            self._heads(query), self._heads(key), self._heads(value), attention_mask,
+            dropout_p=self.attn_dropout.p, training=self.training,
+        )
+        batch, _, length, _ = context.shape
+        merged = context.transpose(1, 2).reshape(batch, length, self.embed_dim)
+        return self.resid_dropout(self.c_proj(merged)), None

@@ -61,14 +61,3 @@ def test_lower_stack_loads_only_the_layers_below_the_prompt(tiny_models):
     assert len(lower.layers) == 2 and len(upper.layers) == 2
     assert not any(p.requires_grad for p in lower.parameters())
     assert not any(p.requires_grad for p in upper.parameters())
-
-
-@pytest.mark.parametrize("family", ["roberta", "bert"])
-def test_the_layers_the_core_runs_use_the_lean_attention(tiny_models, family):
-    """RoBERTa has only eager attention in transformers 4.43; the stacks swap in the core's SDPA
-    attention over the same weights (the comparisons above are against HF's eager layers)."""
-    assert AutoModel.from_pretrained(tiny_models["roberta"]).config._attn_implementation == "eager"
-    for stack in (LowerStack(tiny_models[family], 2), UpperStack(tiny_models[family], 2)):
-        for layer in stack.layers:
-            assert type(layer.attention.self).__name__ == "LeanSelfAttention"
-            assert layer.attention.self.query is not None
