@@ -114,11 +114,6 @@ class LeanSelfAttention(torch.nn.Module):
         self.query, self.key, self.value = eager.query, eager.key, eager.value
         self.dropout = eager.dropout
         self.num_heads = num_heads
-        self.head_size = self.query.out_features // num_heads
-
-    def _heads(self, states: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = states.shape
-        return states.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
 
     def forward(
         self,
@@ -150,12 +145,12 @@ class LeanSelfAttention(torch.nn.Module):
                 "cross-attention, past_key_value and output_attentions are not supported"
             )
         context = attend(
-            self._heads(self.query(hidden_states)),
-            self._heads(self.key(hidden_states)),
-            self._heads(self.value(hidden_states)),
+            self.query(hidden_states),
+            self.key(hidden_states),
+            self.value(hidden_states),
             attention_mask,
+            num_heads=self.num_heads,
             dropout_p=self.dropout.p,
             training=self.training,
         )
-        batch, _, length, _ = context.shape
-        return (context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_size),)
+        return (context,)

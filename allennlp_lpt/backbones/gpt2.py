@@ -101,14 +101,10 @@ class LeanGPT2Attention(torch.nn.Module):
     def __init__(self, hf: torch.nn.Module) -> None:
         super().__init__()
         self.c_attn, self.c_proj, self.resid_dropout = hf.c_attn, hf.c_proj, hf.resid_dropout
-        self.embed_dim, self.num_heads, self.head_dim = hf.embed_dim, hf.num_heads, hf.head_dim
+        self.embed_dim, self.num_heads = hf.embed_dim, hf.num_heads
         # Kept as a module, so that whatever sets dropout modules' `p` reaches this one too;
         # `attend` reads its probability.
         self.attn_dropout = hf.attn_dropout
-
-    def _heads(self, states: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = states.shape
-        return states.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(
         self,
@@ -145,9 +141,7 @@ class LeanGPT2Attention(torch.nn.Module):
             raise ValueError("LeanGPT2Attention needs the complete causal bias as attention_mask")
         query, key, value = self.c_attn(hidden_states).split(self.embed_dim, dim=2)
         context = attend(
-            self._heads(query), self._heads(key), self._heads(value), attention_mask,
-            dropout_p=self.attn_dropout.p, training=self.training,
+            query, key, value, attention_mask,
+            num_heads=self.num_heads, dropout_p=self.attn_dropout.p, training=self.training,
         )
-        batch, _, length, _ = context.shape
-        merged = context.transpose(1, 2).reshape(batch, length, self.embed_dim)
-        return self.resid_dropout(self.c_proj(merged)), None
+        return self.resid_dropout(self.c_proj(context)), None

@@ -21,30 +21,43 @@ def attend(
     value: torch.Tensor,
     bias: Optional[torch.Tensor],
     *,
+    num_heads: int,
     dropout_p: float,
     training: bool,
 ) -> torch.Tensor:
     """
-    `softmax(query key^T / sqrt(head_size) + bias)`, dropped out in training, times `value`.
+    Multi-head `softmax(query key^T / sqrt(head_size) + bias)`, dropped out in training, times
+    `value`, per head, with the heads merged again.
 
     # Parameters
 
-    query, key, value : `torch.Tensor`, shape `(batch_size, heads, seq_len, head_size)`
+    query, key, value : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        The projections; `hidden_size` is `num_heads x head_size`.
     bias : `torch.Tensor`, optional, shape `(batch_size, 1, 1 or seq_len, seq_len)`
         Additive (0 = attend, the dtype's minimum = do not), as `core.masks` makes it; a causal
         bias is complete on its own.
+    num_heads : `int`
     dropout_p : `float`
         Dropout on the attention probabilities (only when `training`).
 
     # Returns
 
-    `torch.Tensor`, shape `(batch_size, heads, seq_len, head_size)`.
+    `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
     """
+    batch, length, hidden = query.shape
+    query, key, value = (
+        states.view(batch, length, num_heads, hidden // num_heads).transpose(1, 2)
+        for states in (query, key, value)
+    )
     p = dropout_p if training else 0.0
     if p > 0.0 and query.device.type == "cpu":
         scores = torch.matmul(query, key.transpose(-1, -2)) * (1.0 / math.sqrt(query.size(-1)))
         if bias is not None:
             scores = scores + bias
         probabilities = dropout(scores.softmax(dim=-1), p, training=True)
-        return torch.matmul(probabilities.to(value.dtype), value)
-    return torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=p)
+        context = torch.matmul(probabilities.to(value.dtype), value)
+    else:
+        context = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=bias, dropout_p=p
+        )
+    return context.transpose(1, 2).reshape(batch, length, hidden)
