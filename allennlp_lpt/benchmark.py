@@ -123,10 +123,23 @@ def _autocast(settings: Settings):
     return torch.autocast(settings.device, dtype=dtype)
 
 
-def _scaler(settings: Settings) -> "torch.amp.GradScaler":
-    """fp16 needs loss scaling, as AllenNLP's trainer does under `use_amp`; bf16 and fp32 do not
-    (a disabled scaler passes the loss and the step through unchanged)."""
-    return torch.amp.GradScaler(settings.device, enabled=settings.precision == "fp16")
+def _training_step(
+    settings: Settings, optimizer: torch.optim.Optimizer, compute_loss: Callable[[], torch.Tensor]
+) -> Step:
+    """One step as GradientDescentTrainer runs it: the loss under autocast, backward, update.
+    fp16 needs loss scaling, as the trainer does under `use_amp`; bf16 and fp32 do not (a
+    disabled scaler passes the loss and the step through unchanged)."""
+    scaler = torch.amp.GradScaler(settings.device, enabled=settings.precision == "fp16")
+
+    def step() -> None:
+        with _autocast(settings):
+            loss = compute_loss()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
 
 
 def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
@@ -150,17 +163,9 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
     model.to(device).train()
     ids, mask, labels = _batch(settings, model.config.vocab_size, device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    scaler = _scaler(settings)
-
-    def step() -> None:
-        with _autocast(settings):
-            loss = model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-
-    return model, step
+    return model, _training_step(
+        settings, optimizer, lambda: model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
+    )
 
 
 def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.nn.Module, Step]:
@@ -203,18 +208,7 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
         model_parameters=[(n, p) for n, p in model.named_parameters() if p.requires_grad],
         params=Params({"type": "huggingface_adamw", "lr": 1e-3}),
     )
-
-    scaler = _scaler(settings)
-
-    def step() -> None:  # what GradientDescentTrainer does for one batch
-        with _autocast(settings):
-            loss = model(**batch)["loss"]
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-
-    return model, step
+    return model, _training_step(settings, optimizer, lambda: model(**batch)["loss"])
 
 
 def build_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
