@@ -16,6 +16,7 @@ from allennlp_lpt.generators import (
 from allennlp_lpt.models import LatePromptClassifier
 from allennlp_lpt.predictors import LatePromptClassifierPredictor
 from allennlp_lpt.modules.seq2vec_encoders import (
+    LatePromptCausalEncoder,
     LatePromptEncoder,
     LatePromptGPT2Encoder,
     LatePromptRobertaEncoder,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AveragePoolingPromptGenerator",
     "LatePromptClassifier",
+    "LatePromptCausalEncoder",
     "LatePromptClassifierPredictor",
     "LatePromptEncoder",
     "LatePromptGPT2Encoder",

@@ -54,9 +54,9 @@ CASES = {
     "missing model directory": (QUICKSTART, lambda c, m, t: _set(c, LOWER + ("model_name",), m["missing"]),
                                 r"model_name=.*no-such-model.*no HuggingFace model config"),
     "unsupported family": (QUICKSTART, lambda c, m, t: _set(c, LOWER + ("model_name",), m["distilbert"]),
-                           r"'distilbert' model.*Supported model types: bert, camembert, gpt2, roberta, xlm-roberta"),
+                           r"'distilbert' model.*Supported model types: bert, camembert, gpt2, llama, mistral, qwen2, roberta, xlm-roberta"),
     "components that disagree": (QUICKSTART, lambda c, m, t: _set(c, ("model", "seq2vec_encoder", "prompt_layer"), 1),
-                                 r"embedder and the late_prompt_roberta encoder disagree: prompt_layer"),
+                                 r"model.text_field_embedder.token_embedders.tokens and model.seq2vec_encoder disagree: prompt_layer"),
     "encoder on the wrong family": (QUICKSTART, lambda c, m, t: [_set(c, ("model", "seq2vec_encoder", "type"), "late_prompt_gpt2"),
                                                                   c["model"]["seq2vec_encoder"].pop("pooling")],
                                     r"late_prompt_gpt2 cannot run .* use the 'late_prompt_roberta' encoder"),
@@ -74,6 +74,9 @@ CASES = {
                               r"sst-2.tsv:2: .*no room for the text within max_length=6"),
 }
 LEFT_BY_ALLENNLP = {"config.json", "meta.json", "out.log"}
+# The embedder and encoder of a basic_classifier meet only in the model's forward, so their
+# pairing is checked at the first batch, after AllenNLP has written the vocabulary too.
+AT_THE_FIRST_BATCH = {"components that disagree"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -86,4 +89,5 @@ def test_bad_input_is_a_clear_configuration_error_and_leaves_nothing_half_made(t
     with pytest.raises(ConfigurationError, match=message):
         train_model(Params(config), str(run))
     left = set(os.listdir(run)) if run.exists() else set()
-    assert left <= LEFT_BY_ALLENNLP, left
+    allowed = LEFT_BY_ALLENNLP | ({"vocabulary"} if case in AT_THE_FIRST_BATCH else set())
+    assert left <= allowed, left

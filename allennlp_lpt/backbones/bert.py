@@ -1,17 +1,17 @@
 """BERT-like bidirectional encoders (BERT, MiniLM): embeddings, `encoder.layer`, no final norm."""
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from allennlp.common.checks import ConfigurationError
-from transformers import AutoModel, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.models.bert.modeling_bert import BertSelfAttention
 
 from allennlp_lpt.core.attention import attend
 from allennlp_lpt.core.family import (
     BackboneFamily,
+    low_memory_loading,
     quiet_hf_loading,
     register_family,
-    resolve_model_name,
 )
 
 
@@ -19,8 +19,9 @@ class EncoderFamily(BackboneFamily):
     """Shared by the bidirectional encoders whose base model has `embeddings` and `encoder.layer`."""
 
     is_causal = False
-    encoder_type = "late_prompt_roberta"
-    # Prefix of the masked-LM head's weights in the checkpoint of `AutoModelForMaskedLM`.
+    encoder_types = ("late_prompt_roberta",)
+    # The masked-LM model's attribute holding the base model, and the one holding its head.
+    base_prefix: str = ""
     lm_head_prefix: str = ""
 
     @classmethod
@@ -28,22 +29,34 @@ class EncoderFamily(BackboneFamily):
         return float(config.hidden_dropout_prob)
 
     @classmethod
-    def load_base_model(
-        cls, model_name: str, *, num_layers: Optional[int] = None
-    ) -> PreTrainedModel:
-        overrides = {} if num_layers is None else {"num_hidden_layers": num_layers}
+    def load_model(
+        cls, path: str, *, config: PretrainedConfig, dtype: torch.dtype
+    ) -> Tuple[PreTrainedModel, List[str]]:
+        """The masked-LM model; a checkpoint without the head (e.g. MiniLM) reports its head's
+        weights as missing."""
         with quiet_hf_loading():
-            return AutoModel.from_pretrained(
-                resolve_model_name(model_name), add_pooling_layer=False, **overrides
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                path, config=config, torch_dtype=dtype, output_loading_info=True,
+                **low_memory_loading(),
             )
+        prefix = cls.lm_head_prefix + "."
+        return model, [key for key in info["missing_keys"] if key.startswith(prefix)]
+
+    @classmethod
+    def _base(cls, model: PreTrainedModel) -> PreTrainedModel:
+        return getattr(model, cls.base_prefix)
 
     @classmethod
     def embeddings(cls, model: PreTrainedModel) -> torch.nn.Module:
-        return model.embeddings
+        return cls._base(model).embeddings
 
     @classmethod
     def layers(cls, model: PreTrainedModel) -> torch.nn.ModuleList:
-        return model.encoder.layer
+        return cls._base(model).encoder.layer
+
+    @classmethod
+    def lm_head(cls, model: PreTrainedModel) -> torch.nn.Module:
+        return getattr(model, cls.lm_head_prefix)
 
     @classmethod
     def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
@@ -51,48 +64,45 @@ class EncoderFamily(BackboneFamily):
         Gives every layer `LeanSelfAttention` (below) over the same weights: HF's eager
         kernel (all RoBERTa has under transformers 4.43) stores a `batch x heads x T x T`
         probability tensor per layer; HF's SDPA kernel takes SDPA's slow math path with dropout
-        on the CPU. Relative position embeddings and decoders keep HF's own module.
+        on the CPU. Relative position embeddings (`position_embedding_type` `relative_key` or
+        `relative_key_query`), which SDPA cannot express, keep HF's own attention module.
         """
         for layer in layers:
             attention = layer.attention.self
             if not _is_bert_like_self_attention(attention):
-                continue
+                raise ConfigurationError(
+                    f"{cls.name} layers hold a {type(attention).__name__}, not the BERT-style "
+                    f"self-attention (query, key, value, dropout) this family runs. Add its "
+                    f"model type to a family of its own in allennlp_lpt/backbones/."
+                )
             if attention.position_embedding_type != "absolute" or attention.is_decoder:
-                continue  # SDPA cannot express relative positions; keep the eager kernel
+                continue  # HF's eager kernel, as documented above
             lean = LeanSelfAttention(attention, num_heads=config.num_attention_heads)
             lean.train(attention.training)
             layer.attention.self = lean
-
-    @classmethod
-    def load_lm_head(cls, model_name: str) -> torch.nn.Module:
-        with quiet_hf_loading():
-            model, info = AutoModelForMaskedLM.from_pretrained(
-                resolve_model_name(model_name), output_loading_info=True
-            )
-        missing = [key for key in info["missing_keys"] if key.startswith(cls.lm_head_prefix)]
-        if missing:
-            raise ConfigurationError(
-                f"model_name={model_name!r} has no pretrained masked-LM head (missing weights: "
-                f"{', '.join(missing[:4])}). The verbalizer path of late_prompt_classifier needs "
-                f"one; use basic_classifier with a linear head for this model instead."
-            )
-        return getattr(model, cls.lm_head_prefix.rstrip("."))
 
 
 @register_family
 class BertFamily(EncoderFamily):
     name = "bert"
     model_types = ("bert",)
-    lm_head_prefix = "cls."
+    base_prefix = "bert"
+    lm_head_prefix = "cls"
 
 
 def _is_bert_like_self_attention(module: torch.nn.Module) -> bool:
-    """BERT's (eager or SDPA) or RoBERTa's eager self-attention: query, key, value, dropout."""
+    """
+    BERT's self-attention (eager or SDPA) or one of its copies: RoBERTa, XLM-RoBERTa and
+    CamemBERT define their own classes with the same code (transformers' "Copied from"), which
+    are not subclasses, so the check is on what the lean module reads.
+    """
     if isinstance(module, BertSelfAttention):
         return True
-    from transformers.models.roberta.modeling_roberta import RobertaSelfAttention
-
-    return isinstance(module, RobertaSelfAttention)
+    return all(
+        isinstance(getattr(module, name, None), torch.nn.Linear) for name in ("query", "key", "value")
+    ) and isinstance(getattr(module, "dropout", None), torch.nn.Dropout) and hasattr(
+        module, "position_embedding_type"
+    ) and hasattr(module, "is_decoder")
 
 
 class LeanSelfAttention(torch.nn.Module):

@@ -1,15 +1,15 @@
 """GPT-2: a causal decoder with learned positions, `h` layers and a final `ln_f`."""
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
-from transformers import AutoModel, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from allennlp_lpt.core.attention import attend
 from allennlp_lpt.core.family import (
     BackboneFamily,
+    low_memory_loading,
     quiet_hf_loading,
     register_family,
-    resolve_model_name,
 )
 
 
@@ -37,27 +37,31 @@ class GPT2Family(BackboneFamily):
     name = "gpt2"
     model_types = ("gpt2",)
     is_causal = True
-    encoder_type = "late_prompt_gpt2"
+    encoder_types = ("late_prompt_gpt2", "late_prompt_causal")
 
     @classmethod
     def hidden_dropout(cls, config: PretrainedConfig) -> float:
         return float(config.resid_pdrop)
 
     @classmethod
-    def load_base_model(
-        cls, model_name: str, *, num_layers: Optional[int] = None
-    ) -> PreTrainedModel:
-        overrides = {} if num_layers is None else {"n_layer": num_layers}
+    def load_model(
+        cls, path: str, *, config: PretrainedConfig, dtype: torch.dtype
+    ) -> Tuple[PreTrainedModel, List[str]]:
+        # GPT-2's LM head is tied to the word embeddings, so it always exists.
         with quiet_hf_loading():
-            return AutoModel.from_pretrained(resolve_model_name(model_name), **overrides)
+            model = AutoModelForCausalLM.from_pretrained(
+                path, config=config, torch_dtype=dtype, **low_memory_loading()
+            )
+        return model, []
 
     @classmethod
     def embeddings(cls, model: PreTrainedModel) -> torch.nn.Module:
-        return GPT2Embeddings(model.wte, model.wpe, model.drop)
+        base = model.transformer
+        return GPT2Embeddings(base.wte, base.wpe, base.drop)
 
     @classmethod
     def layers(cls, model: PreTrainedModel) -> torch.nn.ModuleList:
-        return model.h
+        return model.transformer.h
 
     @classmethod
     def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
@@ -77,13 +81,11 @@ class GPT2Family(BackboneFamily):
 
     @classmethod
     def final_norm(cls, model: PreTrainedModel) -> torch.nn.Module:
-        return model.ln_f
+        return model.transformer.ln_f
 
     @classmethod
-    def load_lm_head(cls, model_name: str) -> torch.nn.Module:
-        # GPT-2's LM head is tied to the word embeddings, so it always exists.
-        with quiet_hf_loading():
-            return AutoModelForCausalLM.from_pretrained(resolve_model_name(model_name)).lm_head
+    def lm_head(cls, model: PreTrainedModel) -> torch.nn.Module:
+        return model.lm_head
 
 
 class LeanGPT2Attention(torch.nn.Module):

@@ -7,4 +7,6 @@ from allennlp_lpt.core.family import register_family
 class RobertaFamily(EncoderFamily):
     name = "roberta"
     model_types = ("roberta", "xlm-roberta", "camembert")
-    lm_head_prefix = "lm_head."
+    # RobertaForMaskedLM, XLMRobertaForMaskedLM and CamembertForMaskedLM all hold `roberta`.
+    base_prefix = "roberta"
+    lm_head_prefix = "lm_head"

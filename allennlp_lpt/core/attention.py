@@ -49,15 +49,40 @@ def attend(
         states.view(batch, length, num_heads, hidden // num_heads).transpose(1, 2)
         for states in (query, key, value)
     )
+    context = attend_heads(query, key, value, bias, dropout_p=dropout_p, training=training)
+    return context.transpose(1, 2).reshape(batch, length, hidden)
+
+
+def attend_heads(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    *,
+    dropout_p: float,
+    training: bool,
+) -> torch.Tensor:
+    """
+    `attend` on heads already split (and, for rotary families, already rotated).
+
+    # Parameters
+
+    query, key, value : `torch.Tensor`, shape `(batch_size, num_heads, seq_len, head_size)`
+    bias : `torch.Tensor`, optional, shape `(batch_size, 1, 1 or seq_len, seq_len)`
+    dropout_p : `float`
+    training : `bool`
+
+    # Returns
+
+    `torch.Tensor`, shape `(batch_size, num_heads, seq_len, head_size)`.
+    """
     p = dropout_p if training else 0.0
     if p > 0.0 and query.device.type == "cpu":
         scores = torch.matmul(query, key.transpose(-1, -2)) * (1.0 / math.sqrt(query.size(-1)))
         if bias is not None:
             scores = scores + bias
         probabilities = dropout(scores.softmax(dim=-1), p, training=True)
-        context = torch.matmul(probabilities.to(value.dtype), value)
-    else:
-        context = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=bias, dropout_p=p
-        )
-    return context.transpose(1, 2).reshape(batch, length, hidden)
+        return torch.matmul(probabilities.to(value.dtype), value)
+    return torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=bias, dropout_p=p
+    )

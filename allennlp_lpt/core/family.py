@@ -2,19 +2,22 @@
 What a backbone family is, and how a model name finds its family.
 
 A family adapter (one small file per family under `allennlp_lpt/backbones/`) says how to load a
-HuggingFace base model of that family and where its pieces are: the embedding module, the list
-of transformer layers, the final normalisation, the language-model head. Everything that runs
-those pieces lives in `allennlp_lpt.core.stacks`, so a new family is one new file.
+HuggingFace model of that family, where its pieces are (the embeddings, the list of transformer
+layers, the final normalisation, the language-model head) and what its layers need besides the
+states (an attention bias; rotary tables). Everything that runs those pieces lives in
+`allennlp_lpt.core.stacks`, so a new family is one new file.
 """
 import importlib.util
 import logging
 import os
-from typing import ClassVar, Dict, List, Optional, Tuple, Type
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type
 
 import torch
 from allennlp.common.checks import ConfigurationError
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
+
+from allennlp_lpt.core.masks import attention_bias
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +55,33 @@ def load_backbone_config(model_name: str, *, key: str = "model_name") -> Pretrai
 
 class BackboneFamily:
     """
-    Where one family's pieces are in its HuggingFace base model. Subclasses are registered with
-    `@register_family` and are never instantiated: every method is a classmethod.
+    Where one family's pieces are in its HuggingFace model, and what its layers need to run.
+    Subclasses are registered with `@register_family` and are never instantiated: every method
+    is a classmethod.
+
+    The core (`core.stacks`) runs every family the same way: `embeddings` turns token ids into
+    the states entering layer 1; `layer_inputs` computes, once per run of a stack, whatever
+    every layer takes besides the states (the attention bias, rotary tables, ...); `run_layer`
+    runs one layer with it. A family whose layers need nothing but an additive attention mask
+    keeps the default `layer_inputs` and `run_layer`.
+
+    **Positions.** The core hands `layer_inputs` the position of every slot of the sequence it
+    runs: the real tokens keep the positions `0 .. seq_len - 1` they have below the prompt
+    layer, and the `n` prompt vectors, which come first, sit at `-n .. -1`, right before the
+    first token. Families with absolute position embeddings added at the input (BERT, RoBERTa,
+    GPT-2) ignore them: the prompt then has no position of its own, as in the authors' code.
+    Rotary families (Llama) rotate queries and keys by them; rotary attention depends only on
+    position differences, so this is exactly a sequence that begins with the prompt, and the
+    tokens' mutual attention is what it was without the prompt.
     """
 
     name: ClassVar[str]
     model_types: ClassVar[Tuple[str, ...]]
     is_causal: ClassVar[bool]
-    # The registered Seq2VecEncoder that serves this family.
-    encoder_type: ClassVar[str]
+    # The registered Seq2VecEncoders that serve this family (the first is named in errors).
+    encoder_types: ClassVar[Tuple[str, ...]]
+    # Where the prompt sits in position space, in words (for errors and documentation).
+    prompt_positions: ClassVar[str] = "none: the prompt gets no position embedding"
 
     @classmethod
     def num_layers(cls, config: PretrainedConfig) -> int:
@@ -75,18 +96,19 @@ class BackboneFamily:
         raise NotImplementedError
 
     @classmethod
-    def load_base_model(
-        cls, model_name: str, *, num_layers: Optional[int] = None
-    ) -> PreTrainedModel:
+    def load_model(
+        cls, path: str, *, config: PretrainedConfig, dtype: torch.dtype
+    ) -> Tuple[PreTrainedModel, List[str]]:
         """
-        Loads the pretrained base model (no task head). With `num_layers`, only the first
-        `num_layers` layers are built and loaded.
+        Loads the pretrained model with its language-model head, in `dtype`. Returns the model
+        and the LM head's weights that the checkpoint lacks (then the head must not be used).
         """
         raise NotImplementedError
 
     @classmethod
     def embeddings(cls, model: PreTrainedModel) -> torch.nn.Module:
-        """A module whose `forward(token_ids, type_ids)` returns the states entering layer 1."""
+        """A module whose `forward(input_ids, token_type_ids)` returns the states entering
+        layer 1, `(batch_size, seq_len) -> (batch_size, seq_len, hidden_size)`."""
         raise NotImplementedError
 
     @classmethod
@@ -94,18 +116,53 @@ class BackboneFamily:
         raise NotImplementedError
 
     @classmethod
-    def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
-        """Adapts, in place, layers that the core runs itself (e.g. to a leaner attention)."""
-
-    @classmethod
     def final_norm(cls, model: PreTrainedModel) -> torch.nn.Module:
         """The normalisation after the last layer (GPT-2's ln_f); Identity where there is none."""
         return torch.nn.Identity()
 
     @classmethod
-    def load_lm_head(cls, model_name: str) -> torch.nn.Module:
-        """The pretrained (masked) language-model head: `(..., hidden) -> (..., vocab)` logits."""
+    def lm_head(cls, model: PreTrainedModel) -> torch.nn.Module:
+        """The (masked) language-model head of a model from `load_model`."""
         raise NotImplementedError
+
+    @classmethod
+    def position_module(cls, model: PreTrainedModel) -> Optional[torch.nn.Module]:
+        """A module the layers' inputs are computed with (Llama's rotary embedding), or None."""
+        return None
+
+    @classmethod
+    def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
+        """Adapts, in place, layers that the core runs itself (e.g. to a leaner attention)."""
+
+    @classmethod
+    def layer_inputs(
+        cls,
+        position_module: Optional[torch.nn.Module],
+        states: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> Dict[str, Any]:
+        """
+        What every layer takes besides the states, computed once per run of a stack.
+
+        # Parameters
+
+        position_module : `torch.nn.Module`, optional
+            This family's `position_module` (the stack's own copy).
+        states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+            True for the prompt and the real tokens.
+        positions : `torch.LongTensor`, shape `(seq_len,)`
+            Each slot's position (see the class docstring).
+        """
+        return {"attention_mask": attention_bias(mask, states.dtype, causal=cls.is_causal)}
+
+    @classmethod
+    def run_layer(
+        cls, layer: torch.nn.Module, states: torch.Tensor, inputs: Dict[str, Any]
+    ) -> torch.Tensor:
+        """Runs one layer: `(batch_size, seq_len, hidden_size)` in and out."""
+        return layer(states, **inputs)[0]
 
     @classmethod
     def anchor_positions(cls, mask: torch.Tensor) -> torch.Tensor:
@@ -166,6 +223,17 @@ def validate_prompt_layer(
             f"layers: use 0 (input-level prompt tuning) to {num_layers - 1} (the prompt enters "
             f"the last layer)."
         )
+
+
+def low_memory_loading() -> Dict[str, Any]:
+    """
+    `from_pretrained` options that load the weights straight into the model instead of building
+    a randomly initialised copy first, so loading needs one copy of the weights, not two
+    (transformers does this through accelerate).
+    """
+    if importlib.util.find_spec("accelerate") is None:
+        return {}
+    return {"low_cpu_mem_usage": True}
 
 
 def quiet_hf_loading():

@@ -1,10 +1,16 @@
 """Attention masks and prompt insertion: the tensor arithmetic every family shares."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
 
-def attention_bias(mask: torch.Tensor, dtype: torch.dtype, *, causal: bool) -> torch.Tensor:
+def attention_bias(
+    mask: torch.Tensor,
+    dtype: torch.dtype,
+    *,
+    causal: bool,
+    sliding_window: Optional[int] = None,
+) -> torch.Tensor:
     """
     Turns a boolean padding mask into the additive bias HuggingFace layers expect.
 
@@ -17,6 +23,8 @@ def attention_bias(mask: torch.Tensor, dtype: torch.dtype, *, causal: bool) -> t
     causal : `bool`
         Adds the lower-triangular mask over the whole (prompt-extended) sequence, so that prompt
         i sees prompts <= i and every real token sees every prompt.
+    sliding_window : `int`, optional
+        With `causal`: position i sees only positions j with `i - j < sliding_window` (Mistral).
 
     # Returns
 
@@ -28,6 +36,8 @@ def attention_bias(mask: torch.Tensor, dtype: torch.dtype, *, causal: bool) -> t
     if causal:
         length = mask.size(1)
         lower = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril()
+        if sliding_window is not None:
+            lower = lower & ~lower.tril(-sliding_window)
         allowed = allowed & lower[None, None, :, :]
     bias = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
     return bias.masked_fill(~allowed, torch.finfo(dtype).min)

@@ -1,16 +1,26 @@
-"""Frozen pretrained weights that an archive may leave out, because `model_name` restores them."""
+"""
+Frozen pretrained weights that components share (`core.backbone`) and that an archive may leave
+out, because `model_name` restores them.
+"""
 from collections import OrderedDict
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import torch
 
 
 class PretrainedPart(torch.nn.Module):
     """
-    A frozen module whose weights were loaded from `model_name`. With `save_weights` False its
-    weights stay out of `state_dict()` (so archives and checkpoints hold only what trained), and
-    loading a state dict without them keeps the weights it was built with instead of reporting
-    missing keys. A state dict that does hold them is loaded as usual.
+    A frozen module whose weights are the shared backbone's (`core.backbone`).
+
+    - With `save_weights` False its weights stay out of `state_dict()` (so archives and
+      checkpoints hold only what trained), and loading a state dict without them keeps the
+      weights it was built with instead of reporting missing keys.
+    - The sharing is read-only. Loading a state dict whose values equal the shared weights
+      writes nothing; a value that differs (an archive trained on another checkpoint) gives this
+      part a copy of its own. Moving or casting the model (`.cuda()`, `.half()`, `.to(...)`)
+      converts copies for this model only, never the tensors other models read; the parts of
+      one model converted in one call get the same copies, so tied weights stay tied. (Weights
+      loaded from a state dict are copied per part: tied ones then become two equal copies.)
     """
 
     save_weights: bool = True
@@ -30,14 +40,75 @@ class PretrainedPart(torch.nn.Module):
         unexpected_keys: List[str],
         error_msgs: List[str],
     ) -> None:
-        if not any(key.startswith(prefix) for key in state_dict):
-            # Nothing of ours was saved: fill in our own current weights, which PyTorch then
-            # copies onto themselves (the children read their entries from this same dict).
-            for name, value in super().state_dict(prefix=prefix, keep_vars=True).items():
-                state_dict[name] = value.detach()
+        own = super().state_dict(prefix=prefix, keep_vars=True)
+        copies: Dict[int, torch.nn.Parameter] = {}
+        saved = any(key.startswith(prefix) for key in state_dict)
+        for key, current in own.items():
+            incoming = state_dict.get(key)
+            if incoming is None or not isinstance(current, torch.nn.Parameter):
+                if incoming is None and not saved:
+                    # Nothing of ours was saved (a lightweight archive): keep what we have.
+                    state_dict[key] = current.detach()
+                continue
+            if incoming.shape == current.shape and torch.equal(
+                incoming.to(device=current.device, dtype=current.dtype), current.detach()
+            ):
+                # The same values: PyTorch copies our own tensor onto itself, i.e. writes nothing.
+                state_dict[key] = current.detach()
+                continue
+            if incoming.shape != current.shape:
+                continue  # PyTorch reports the size mismatch
+            # Different values: this part gets its own copy, which PyTorch then loads them into.
+            own_copy = copies.get(id(current))
+            if own_copy is None:
+                own_copy = torch.nn.Parameter(current.detach().clone(), requires_grad=False)
+                copies[id(current)] = own_copy
+            _replace_parameter(self, current, own_copy)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True):  # type: ignore[override]
+        # Module._apply would assign the converted tensor to `parameter.data`, changing the
+        # shared Parameter for every model holding it. Give this model converted Parameters of
+        # its own first; then Module._apply finds them converted already.
+        memo = _memo_on(fn)
+        for module in self.modules():
+            for name, parameter in list(module._parameters.items()):
+                if parameter is None:
+                    continue
+                converted = memo.get(id(parameter))
+                if converted is None:
+                    with torch.no_grad():
+                        applied = fn(parameter)
+                    if applied is parameter:
+                        continue
+                    converted = torch.nn.Parameter(applied, requires_grad=parameter.requires_grad)
+                    memo[id(parameter)] = converted
+                module._parameters[name] = converted
+        return super()._apply(fn, recurse)
+
+
+def _memo_on(owner: Any) -> Dict[int, torch.nn.Parameter]:
+    """A dict stored on `owner`, the conversion function of one `.to()` / `.cuda()` call, so the
+    parts of one model share it and nothing outlives the call; a private dict where `owner`
+    takes no attributes."""
+    try:
+        memo = owner.__dict__.setdefault("_lpt_shared_copies", {})
+    except AttributeError:
+        return {}
+    return memo
+
+
+def _replace_parameter(
+    root: torch.nn.Module, old: torch.nn.Parameter, new: torch.nn.Parameter
+) -> None:
+    """Puts `new` wherever `old` is registered under `root` (tied weights are registered in
+    several places)."""
+    for module in root.modules():
+        for key, parameter in list(module._parameters.items()):
+            if parameter is old:
+                module._parameters[key] = new
 
 
 class PretrainedHead(PretrainedPart):

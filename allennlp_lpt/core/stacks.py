@@ -4,64 +4,85 @@ The two halves of a late-prompt backbone.
 `LowerStack` runs the embeddings and layers 1..k without building an autograd graph: nothing
 below the prompt layer trains, so nothing there keeps activations. `UpperStack` prepends the
 prompt to the layer-k states, extends the mask and runs layers k+1..L (frozen, but gradients
-flow through them to the prompt generator).
+flow through them to the prompt generator). Both read the one shared `Backbone` of their model
+(`core.backbone`) through module copies of their own.
 """
 from typing import Optional, Type
 
 import torch
 
-from allennlp_lpt.core.family import (
-    BackboneFamily,
-    family_for_config,
-    load_backbone_config,
-    validate_prompt_layer,
-)
+from allennlp_lpt.core.backbone import Backbone, get_backbone, shared_copy
 from allennlp_lpt.core.dropout import use_fast_dropout
-from allennlp_lpt.core.masks import attention_bias, prepend_prompt
+from allennlp_lpt.core.family import BackboneFamily, validate_prompt_layer
+from allennlp_lpt.core.masks import prepend_prompt
 from allennlp_lpt.core.pretrained import PretrainedPart
 
 
-def _freeze(module: torch.nn.Module) -> None:
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-
-
-def run_layers(
-    layers: torch.nn.ModuleList, states: torch.Tensor, mask: torch.Tensor, *, causal: bool
-) -> torch.Tensor:
-    """
-    Runs HuggingFace layers in order over `states` (`(batch, seq_len, hidden)`) with the padding
-    `mask` (`(batch, seq_len)`), returning states of the same shape.
-    """
-    if len(layers) == 0:
-        return states
-    bias = attention_bias(mask, states.dtype, causal=causal)
-    for layer in layers:
-        states = layer(states, attention_mask=bias)[0]
-    return states
-
-
 class _BackboneSlice(PretrainedPart):
-    """The family, config and validated prompt layer that both halves start from."""
+    """
+    A range of the shared backbone's layers, as module copies of this slice's own (see
+    `core.backbone.shared_copy`): its mode, attention and dropout modules are its own, its
+    weights are the backbone's.
+    """
 
-    def __init__(self, model_name: str, prompt_layer: int) -> None:
+    def __init__(self, model_name: str, prompt_layer: int, *, dtype: torch.dtype) -> None:
         super().__init__()
-        self.config = load_backbone_config(model_name)
-        self.family: Type[BackboneFamily] = family_for_config(self.config, model_name)
-        self.num_backbone_layers = self.family.num_layers(self.config)
-        validate_prompt_layer(prompt_layer, self.num_backbone_layers, model_name=model_name)
+        backbone = get_backbone(model_name, dtype=dtype)
+        validate_prompt_layer(prompt_layer, backbone.num_layers, model_name=model_name)
+        self.config = backbone.config
+        self.family: Type[BackboneFamily] = backbone.family
+        self.num_backbone_layers = backbone.num_layers
         self.model_name = model_name
         self.prompt_layer = prompt_layer
+        # Not a submodule: the components hold the modules they run, not the whole model.
+        self.backbone: Backbone = backbone
+        position_module = self.family.position_module(backbone.model)
+        self.position_module = None if position_module is None else shared_copy(position_module)
+
+    def _own_layers(self, start: int, stop: int) -> torch.nn.ModuleList:
+        layers = torch.nn.ModuleList(
+            [shared_copy(layer) for layer in list(self.family.layers(self.backbone.model))[start:stop]]
+        )
+        self.family.prepare_layers(layers, self.config)
+        return layers
+
+    def _finish(self) -> None:
+        use_fast_dropout(self)
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
 
     @property
     def hidden_size(self) -> int:
         return self.family.hidden_size(self.config)
 
+    def run_layers(
+        self, states: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """
+        Runs this slice's layers in order.
+
+        # Parameters
+
+        states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+        positions : `torch.LongTensor`, shape `(seq_len,)`
+            Each slot's position (see `BackboneFamily`).
+
+        # Returns
+
+        `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
+        """
+        if len(self.layers) == 0:
+            return states
+        inputs = self.family.layer_inputs(self.position_module, states, mask, positions)
+        for layer in self.layers:
+            states = self.family.run_layer(layer, states, inputs)
+        return states
+
 
 class LowerStack(_BackboneSlice):
     """
-    The frozen embeddings and the first `prompt_layer` layers of `model_name`. Only those layers
-    are loaded.
+    The frozen embeddings and the first `prompt_layer` layers of `model_name`.
 
     # Parameters
 
@@ -69,16 +90,17 @@ class LowerStack(_BackboneSlice):
         A HuggingFace model folder or name (see `resolve_model_name`).
     prompt_layer : `int`
         How many layers run before the prompt exists (0 = the embedding output).
+    dtype : `torch.dtype`, optional (default = `torch.float32`)
+        The dtype of the shared backbone's weights.
     """
 
-    def __init__(self, model_name: str, prompt_layer: int) -> None:
-        super().__init__(model_name, prompt_layer)
-        model = self.family.load_base_model(model_name, num_layers=prompt_layer)
-        self.embeddings = self.family.embeddings(model)
-        self.layers = self.family.layers(model)
-        self.family.prepare_layers(self.layers, self.config)
-        use_fast_dropout(self)
-        _freeze(self)
+    def __init__(
+        self, model_name: str, prompt_layer: int, *, dtype: torch.dtype = torch.float32
+    ) -> None:
+        super().__init__(model_name, prompt_layer, dtype=dtype)
+        self.embeddings = shared_copy(self.family.embeddings(self.backbone.model))
+        self.layers = self._own_layers(0, prompt_layer)
+        self._finish()
 
     def forward(
         self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor] = None
@@ -97,7 +119,8 @@ class LowerStack(_BackboneSlice):
         """
         with torch.no_grad():
             states = self.embeddings(input_ids=token_ids, token_type_ids=type_ids)
-            return run_layers(self.layers, states, mask, causal=self.family.is_causal)
+            positions = torch.arange(token_ids.size(1), device=token_ids.device)
+            return self.run_layers(states, mask.bool(), positions)
 
 
 class UpperStack(_BackboneSlice):
@@ -109,16 +132,16 @@ class UpperStack(_BackboneSlice):
     model_name : `str`
     prompt_layer : `int`
         The layer whose output the prompt is prepended to.
+    dtype : `torch.dtype`, optional (default = `torch.float32`)
     """
 
-    def __init__(self, model_name: str, prompt_layer: int) -> None:
-        super().__init__(model_name, prompt_layer)
-        model = self.family.load_base_model(model_name)
-        self.layers = torch.nn.ModuleList(list(self.family.layers(model))[prompt_layer:])
-        self.family.prepare_layers(self.layers, self.config)
-        self.final_norm = self.family.final_norm(model)
-        use_fast_dropout(self)
-        _freeze(self)
+    def __init__(
+        self, model_name: str, prompt_layer: int, *, dtype: torch.dtype = torch.float32
+    ) -> None:
+        super().__init__(model_name, prompt_layer, dtype=dtype)
+        self.layers = self._own_layers(prompt_layer, self.num_backbone_layers)
+        self.final_norm = shared_copy(self.family.final_norm(self.backbone.model))
+        self._finish()
 
     def forward(
         self, states: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor
@@ -137,5 +160,8 @@ class UpperStack(_BackboneSlice):
         positions (the prompt positions are removed again, so indices need no shifting).
         """
         extended_states, extended_mask = prepend_prompt(states, mask, prompt)
-        output = run_layers(self.layers, extended_states, extended_mask, causal=self.family.is_causal)
-        return self.final_norm(output[:, prompt.size(1) :])
+        n = prompt.size(1)
+        # The prompt sits right before the first token (see BackboneFamily on positions).
+        positions = torch.arange(-n, states.size(1), device=states.device)
+        output = self.run_layers(extended_states, extended_mask, positions)
+        return self.final_norm(output[:, n:])

@@ -11,6 +11,7 @@ from allennlp.training.metrics import CategoricalAccuracy, F1Measure
 from transformers import AutoTokenizer
 
 from allennlp_lpt.core import resolve_model_name
+from allennlp_lpt.core.backbone import shared_copy
 from allennlp_lpt.core.pretrained import PretrainedHead
 from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.modules import pairing
@@ -78,8 +79,8 @@ class LatePromptClassifier(Model):
         super().__init__(vocab, **kwargs)
         if not isinstance(encoder, LatePromptEncoder):
             raise ConfigurationError(
-                f"late_prompt_classifier.encoder must be late_prompt_roberta or "
-                f"late_prompt_gpt2, got {type(encoder).__name__}."
+                f"late_prompt_classifier.encoder must be late_prompt_roberta, "
+                f"late_prompt_gpt2 or late_prompt_causal, got {type(encoder).__name__}."
             )
         embedders = [
             module
@@ -91,13 +92,20 @@ class LatePromptClassifier(Model):
                 "late_prompt_classifier.text_field_embedder must hold exactly one "
                 f"late_prompt_transformer token embedder, found {len(embedders)}."
             )
-        pairing.check_pair(embedders[0], encoder, encoder_type=encoder.encoder_type)
+        pairing.check_pair(
+            embedders[0], encoder,
+            lower_key="model.text_field_embedder's late_prompt_transformer",
+            upper_key=f"model.encoder ({encoder.encoder_type})",
+        )
         self._text_field_embedder = text_field_embedder
         self._encoder = encoder
         self._label_namespace = label_namespace
         self._causal = encoder.family.is_causal
         self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(encoder.model_name))
-        self._lm_head = PretrainedHead(encoder.family.load_lm_head(encoder.model_name))
+        # The LM head of the backbone the encoder already reads: one load, tied weights tied.
+        self._lm_head = PretrainedHead(
+            shared_copy(encoder.upper.backbone.lm_head(model_name=encoder.model_name))
+        )
         self._lm_head.save_weights = save_backbone
 
         spec = None if task is None else get_task(task, key="model.task")

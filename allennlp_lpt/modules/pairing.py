@@ -1,15 +1,20 @@
 """
-Checks, at construction, that a late-prompt encoder sits on top of a matching embedder.
+Checks that a model's late-prompt halves belong together: a `late_prompt_transformer` embedder
+feeding a late-prompt encoder of the same model and prompt layer, and nothing else on either side.
 
-A `basic_classifier` config builds its text field embedder before its Seq2VecEncoder, and the
-two only meet inside the model, which is AllenNLP's own. The embedder therefore announces
-itself here when it is built, and the next late-prompt encoder built claims it and compares
-model, prompt layer and family, so a mismatch is a ConfigurationError before training starts.
+AllenNLP builds a `basic_classifier`'s embedder and encoder separately, and they meet only
+inside its `forward`. So each half checks the model it runs in at its first batch
+(`check_running_model`), from the module tree of that model, and nothing is kept between models
+or processes. `late_prompt_classifier`, which receives both halves, checks them at construction
+(`check_pair`).
 """
-import weakref
-from typing import Optional, Protocol
+import sys
+from typing import Dict, List, Optional, Protocol, Tuple
 
+import torch
 from allennlp.common.checks import ConfigurationError
+from allennlp.common.registrable import Registrable
+from allennlp.modules.token_embedders import TokenEmbedder
 
 
 class _Half(Protocol):
@@ -17,45 +22,142 @@ class _Half(Protocol):
     prompt_layer: int
 
 
-_unclaimed_lower: Optional["weakref.ReferenceType[_Half]"] = None
-
-
-def announce_lower(embedder: _Half) -> None:
-    """Called by the late-prompt embedder once it is built."""
-    global _unclaimed_lower
-    _unclaimed_lower = weakref.ref(embedder)
-
-
-def claim_lower(encoder: _Half, *, encoder_type: str) -> None:
-    """
-    Called by a late-prompt encoder once it is built: compares it with the embedder built just
-    before it (if any is still unclaimed) and raises a ConfigurationError on any disagreement.
-    """
-    global _unclaimed_lower
-    lower = _unclaimed_lower() if _unclaimed_lower is not None else None
-    _unclaimed_lower = None
-    if lower is None:
-        return
-    check_pair(lower, encoder, encoder_type=encoder_type)
-
-
-def check_pair(lower: _Half, upper: _Half, *, encoder_type: str) -> None:
+def check_pair(
+    lower: _Half, upper: _Half, *, lower_key: str = "the late_prompt_transformer embedder",
+    upper_key: str = "the encoder",
+) -> None:
     """Raises a ConfigurationError unless both halves describe the same split of one backbone."""
     problems = []
     if lower.model_name != upper.model_name:
         problems.append(
-            f"model_name: the embedder loads {lower.model_name!r} but the encoder "
+            f"model_name: {lower_key} loads {lower.model_name!r} but {upper_key} "
             f"{upper.model_name!r}"
         )
     if lower.prompt_layer != upper.prompt_layer:
         problems.append(
-            f"prompt_layer: the embedder stops after layer {lower.prompt_layer} but the encoder "
+            f"prompt_layer: {lower_key} stops after layer {lower.prompt_layer} but {upper_key} "
             f"starts after layer {upper.prompt_layer}"
         )
     if problems:
         raise ConfigurationError(
-            f"The late_prompt_transformer embedder and the {encoder_type} encoder disagree: "
-            + "; ".join(problems)
+            f"{lower_key} and {upper_key} disagree: " + "; ".join(problems)
             + ". Give both the same model_name and prompt_layer (a jsonnet local shared by both "
             "keeps them equal)."
         )
+
+
+def running_model(module: torch.nn.Module) -> Optional[torch.nn.Module]:
+    """
+    The outermost module whose `forward` (or other method) is on the call stack and contains
+    `module`: the model being run. None when `module` is called on its own.
+    """
+    root = None
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, torch.nn.Module) and candidate is not module and any(
+            child is module for child in candidate.modules()
+        ):
+            root = candidate
+        frame = frame.f_back  # type: ignore[assignment]
+    return root
+
+
+def check_running_model(module: torch.nn.Module) -> None:
+    """Checks the pairing of every late-prompt half in the model that is running `module`."""
+    root = running_model(module)
+    if root is not None:
+        check_model(root)
+
+
+def config_key(module_path: str) -> str:
+    """The config key of a submodule, from its attribute path: `_text_field_embedder.
+    token_embedder_tokens` -> `model.text_field_embedder.token_embedders.tokens`."""
+    parts = [part for part in module_path.split(".") if part]
+    if parts and parts[0] == "module":  # DistributedDataParallel's wrapper
+        parts = parts[1:]
+    keys = []
+    for part in parts:
+        part = part.lstrip("_")
+        if part.startswith("token_embedder_"):
+            keys.extend(["token_embedders", part[len("token_embedder_"):]])
+        else:
+            keys.append(part)
+    return ".".join(["model"] + keys)
+
+
+def registered_name(module: torch.nn.Module) -> str:
+    """The name(s) `module`'s class is registered under (its class name where it is not)."""
+    for base in type(module).__mro__:
+        registry = Registrable._registry.get(base)  # type: ignore[attr-defined]
+        names = [name for name, (cls, _) in (registry or {}).items() if cls is type(module)]
+        if names:
+            return " / ".join(sorted(names))
+    return type(module).__name__
+
+
+def check_model(root: torch.nn.Module) -> None:
+    """
+    Raises a ConfigurationError, naming the config keys, when the late-prompt halves in `root`
+    do not pair up: an encoder with no `late_prompt_transformer` embedder in front (another
+    embedder would hand it final states, and it would run the upper layers a second time), an
+    embedder whose layer-k states go to any other encoder, or two halves of different models or
+    prompt layers.
+    """
+    from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
+    from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
+        LatePromptTransformerEmbedder,
+    )
+
+    embedders: List[Tuple[str, torch.nn.Module]] = []
+    encoders: List[Tuple[str, torch.nn.Module]] = []
+    others: List[Tuple[str, torch.nn.Module]] = []
+    for path, child in root.named_modules():
+        if isinstance(child, LatePromptTransformerEmbedder):
+            embedders.append((path, child))
+        elif isinstance(child, LatePromptEncoder):
+            encoders.append((path, child))
+        elif isinstance(child, TokenEmbedder) and not any(
+            path.startswith(inner + ".") for inner, _ in others
+        ):
+            others.append((path, child))
+    if not embedders and not encoders:
+        return
+    described: Dict[str, str] = {
+        config_key(path): registered_name(child) for path, child in embedders + encoders + others
+    }
+
+    def name(path: str) -> str:
+        key = config_key(path)
+        return f"{key} ({described[key]})"
+
+    if encoders and (not embedders or others):
+        encoder_path = encoders[0][0]
+        found = ", ".join(name(path) for path, _ in others) or "no token embedder"
+        raise ConfigurationError(
+            f"{name(encoder_path)} continues from the layer-k states of a "
+            f"late_prompt_transformer embedder, but the model's token embedders are: {found}. "
+            f"Make the text field embedder hold exactly one token embedder of type "
+            f"late_prompt_transformer with the encoder's model_name and prompt_layer."
+        )
+    if embedders and not encoders:
+        consumers = [
+            f"{config_key(path)} ({registered_name(child)})"
+            for path, child in root.named_children()
+            if "encoder" in path
+        ]
+        raise ConfigurationError(
+            f"{name(embedders[0][0])} outputs the states of a middle layer, which only a "
+            f"late-prompt encoder (late_prompt_roberta, late_prompt_gpt2, late_prompt_causal) "
+            f"can continue; the model's encoder is "
+            f"{', '.join(consumers) or 'not a late-prompt encoder'}. Use a late-prompt encoder "
+            f"with the same model_name and prompt_layer, or AllenNLP's pretrained_transformer "
+            f"embedder for the final states."
+        )
+    if len(embedders) != 1 or len(encoders) != 1:
+        raise ConfigurationError(
+            "a model holds exactly one late_prompt_transformer embedder and one late-prompt "
+            f"encoder; found {', '.join(name(path) for path, _ in embedders + encoders)}."
+        )
+    (lower_path, lower), (upper_path, upper) = embedders[0], encoders[0]
+    check_pair(lower, upper, lower_key=config_key(lower_path), upper_key=config_key(upper_path))  # type: ignore[arg-type]

@@ -151,5 +151,5 @@ def test_a_label_without_a_word(tiny_models):
 
 
 def test_a_model_without_masked_lm_head_is_refused(tiny_models):
-    with pytest.raises(ConfigurationError, match="no pretrained masked-LM head"):
+    with pytest.raises(ConfigurationError, match="no pretrained language-model head"):
         build(tiny_models["bert_no_head"], "bert")

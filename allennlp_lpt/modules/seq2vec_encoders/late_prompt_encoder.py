@@ -32,7 +32,7 @@ class LatePromptEncoder(Seq2VecEncoder):
         `False` leaves the frozen layers out of archives (see `late_prompt_transformer`).
     """
 
-    # The registered name of the subclass (must match the family's `encoder_type`).
+    # The registered name of the subclass (one of the family's `encoder_types`).
     encoder_type: ClassVar[str]
 
     def __init__(
@@ -55,10 +55,10 @@ class LatePromptEncoder(Seq2VecEncoder):
         self.upper = UpperStack(model_name, prompt_layer)
         self.upper.save_weights = save_backbone
         family = self.upper.family
-        if family.encoder_type != self.encoder_type:
+        if self.encoder_type not in family.encoder_types:
             raise ConfigurationError(
                 f"{self.encoder_type} cannot run {model_name!r}, a {family.name} model: use "
-                f"the {family.encoder_type!r} encoder for it."
+                f"the {family.encoder_types[0]!r} encoder for it."
             )
         self.generator = generator.construct(
             hidden_size=self.upper.hidden_size,
@@ -76,7 +76,7 @@ class LatePromptEncoder(Seq2VecEncoder):
                 "instance-aware generator to read. Use generator {'type': 'static'} there, or a "
                 "prompt_layer of 1 or more."
             )
-        pairing.claim_lower(self, encoder_type=self.encoder_type)
+        self._pairing_checked = False
 
     @property
     def family(self):
@@ -111,6 +111,9 @@ class LatePromptEncoder(Seq2VecEncoder):
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`: the final states of the real
         positions (indices are those of the input; the prompt positions are dropped).
         """
+        if not self._pairing_checked:
+            pairing.check_running_model(self)
+            self._pairing_checked = True
         if states.size(-1) != self.upper.hidden_size:
             raise ValueError(
                 f"{self.encoder_type} expects states of width {self.upper.hidden_size} from a "

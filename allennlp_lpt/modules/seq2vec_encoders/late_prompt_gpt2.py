@@ -1,17 +1,13 @@
-import torch
 from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
-from allennlp_lpt.core.family import last_true_index
-from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
+from allennlp_lpt.modules.seq2vec_encoders.late_prompt_causal import LatePromptCausalEncoder
 
 
 @Seq2VecEncoder.register("late_prompt_gpt2")
-class LatePromptGPT2Encoder(LatePromptEncoder):
+class LatePromptGPT2Encoder(LatePromptCausalEncoder):
     """
-    Late prompt tuning for GPT-2. The prompt is prepended under the causal mask (every real token
-    sees every prompt vector; prompt i sees prompts <= i), the naive generator reads the last
-    real token, and the vector returned is the last real token's final state (after `ln_f`),
-    the only one that has seen the whole input.
+    `late_prompt_causal` under the name the GPT-2 configs use: late prompt tuning for GPT-2,
+    pooling the last real token's final state (after `ln_f`).
 
     Registered as a `Seq2VecEncoder` with name "late_prompt_gpt2".
 
@@ -22,7 +18,3 @@ class LatePromptGPT2Encoder(LatePromptEncoder):
     """
 
     encoder_type = "late_prompt_gpt2"
-
-    def pool(self, final_states: torch.Tensor, mask: torch.BoolTensor) -> torch.Tensor:
-        index = last_true_index(mask)
-        return final_states[torch.arange(final_states.size(0), device=index.device), index]

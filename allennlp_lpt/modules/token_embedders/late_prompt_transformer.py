@@ -22,7 +22,9 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
     # Parameters
 
     model_name : `str`
-        A HuggingFace model folder or hub name. RoBERTa, BERT-like and GPT-2 models are supported.
+        A HuggingFace model folder or hub name of a supported family: BERT-like encoders (BERT,
+        MiniLM, RoBERTa, XLM-RoBERTa, CamemBERT), GPT-2, Llama-family decoders (Llama, Mistral,
+        Qwen2).
     prompt_layer : `int`
         How many backbone layers run before the prompt is inserted (k in the paper; 0 means
         input-level prompt tuning). Must equal the encoder's.
@@ -71,7 +73,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
             else None
         )
         self._cache: Optional[LowerStateCache] = None
-        pairing.announce_lower(self)
+        self._pairing_checked = False
 
     @property
     def family(self):
@@ -106,6 +108,9 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
 
         `torch.Tensor`, shape `(batch_size, num_wordpieces, hidden_size)`, with no grad_fn.
         """
+        if not self._pairing_checked:
+            pairing.check_running_model(self)
+            self._pairing_checked = True
         if segment_concat_mask is not None:
             raise ValueError(
                 "late_prompt_transformer does not support the indexer's max_length folding; "

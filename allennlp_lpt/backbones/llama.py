@@ -1,0 +1,219 @@
+"""
+Llama-family decoders (Llama, Mistral, Qwen2): rotary positions at every layer, grouped-query
+attention, RMSNorm, `model.layers` and a final `model.norm`.
+
+Prompt positions: the real tokens keep the positions they had below the prompt layer and the
+prompt sits at `-n .. -1`, right before them (see `BackboneFamily`). Rotary attention depends
+only on position differences, so this is a sequence that begins with the prompt.
+"""
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from allennlp.common.checks import ConfigurationError
+from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
+
+from allennlp_lpt.core.attention import attend_heads
+from allennlp_lpt.core.family import (
+    BackboneFamily,
+    low_memory_loading,
+    quiet_hf_loading,
+    register_family,
+)
+from allennlp_lpt.core.masks import attention_bias
+
+
+class RotaryTables(torch.nn.Module):
+    """
+    What the layers of a Llama-family model need besides the states: the cos / sin tables of
+    rotary embeddings for given positions, from the inverse frequencies of the model's own
+    rotary module (so rope scaling that fixes the frequencies, e.g. Llama 3's, carries over),
+    computed in float32 as HuggingFace does, and the sliding attention window, if any.
+
+    # Parameters
+
+    inv_freq : `torch.Tensor`, shape `(head_size // 2,)`
+    scaling : `float`
+        Multiplies both tables (HF's `attention_scaling`; 1 for the default rope).
+    sliding_window : `int`, optional
+        Mistral's: a position sees only the `sliding_window` latest positions, itself included.
+    """
+
+    def __init__(
+        self, inv_freq: torch.Tensor, scaling: float = 1.0, sliding_window: Optional[int] = None
+    ) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", inv_freq.detach().float().clone(), persistent=False)
+        self.scaling = scaling
+        self.sliding_window = sliding_window
+
+    def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+        """`(seq_len,)` positions -> cos and sin, each `(1, seq_len, head_size)` in `dtype`."""
+        with torch.autocast(device_type=positions.device.type, enabled=False):
+            freqs = positions.float()[:, None] * self.inv_freq.to(positions.device)[None, :]
+            angles = torch.cat([freqs, freqs], dim=-1)[None]
+            cos, sin = angles.cos() * self.scaling, angles.sin() * self.scaling
+        return cos.to(dtype), sin.to(dtype)
+
+
+class LeanRotaryAttention(torch.nn.Module):
+    """
+    The self-attention of a Llama-family layer over its `q_proj`, `k_proj`, `v_proj`, `o_proj`
+    (shared, not copied): rotary queries and keys, key/value heads repeated for grouped-query
+    attention, the core's `attend_heads` kernel (SDPA).
+
+    # Parameters
+
+    hf : `torch.nn.Module`
+        HF's `LlamaAttention` / `MistralAttention` / `Qwen2Attention` (any implementation).
+    """
+
+    def __init__(self, hf: torch.nn.Module) -> None:
+        super().__init__()
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = hf.q_proj, hf.k_proj, hf.v_proj, hf.o_proj
+        self.num_heads = hf.num_heads
+        self.num_key_value_heads = hf.num_key_value_heads
+        self.head_dim = hf.head_dim
+        self.attention_dropout = float(hf.attention_dropout)
+
+    def forward(
+        self, hidden_states: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> torch.Tensor:
+        """
+        # Parameters
+
+        hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        bias : `torch.Tensor`, shape `(batch_size, 1, seq_len, seq_len)`
+            The complete causal, padding (and sliding-window) bias.
+        cos, sin : `torch.Tensor`, shape `(1, seq_len, head_size)`
+
+        # Returns
+
+        `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
+        """
+        batch, length, _ = hidden_states.shape
+
+        def heads(states: torch.Tensor, count: int) -> torch.Tensor:
+            return states.view(batch, length, count, self.head_dim).transpose(1, 2)
+
+        query = heads(self.q_proj(hidden_states), self.num_heads)
+        key = heads(self.k_proj(hidden_states), self.num_key_value_heads)
+        value = heads(self.v_proj(hidden_states), self.num_key_value_heads)
+        query, key = apply_rotary_pos_emb(query, key, cos, sin)
+        groups = self.num_heads // self.num_key_value_heads
+        context = attend_heads(
+            query, repeat_kv(key, groups), repeat_kv(value, groups), bias,
+            dropout_p=self.attention_dropout, training=self.training,
+        )
+        return self.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
+
+
+class TokenEmbeddings(torch.nn.Module):
+    """`embed_tokens` alone: Llama-family models add no position embedding at the input."""
+
+    def __init__(self, embed_tokens: torch.nn.Embedding) -> None:
+        super().__init__()
+        self.embed_tokens = embed_tokens
+
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        # AllenNLP's indexer passes all-zero type ids; these models have no token types.
+        return self.embed_tokens(input_ids)
+
+
+@register_family
+class LlamaFamily(BackboneFamily):
+    name = "llama"
+    model_types = ("llama", "mistral", "qwen2")
+    is_causal = True
+    encoder_types = ("late_prompt_causal",)
+    prompt_positions = "rotary: the prompt at -n .. -1, right before the first token"
+
+    @classmethod
+    def hidden_dropout(cls, config: PretrainedConfig) -> float:
+        # These models have no hidden dropout: a generator's dropout must be set explicitly.
+        return 0.0
+
+    @classmethod
+    def load_model(
+        cls, path: str, *, config: PretrainedConfig, dtype: torch.dtype
+    ) -> Tuple[PreTrainedModel, List[str]]:
+        rope = getattr(config, "rope_scaling", None) or {}
+        if "dynamic" in str(rope.get("rope_type", rope.get("type", ""))):
+            raise ConfigurationError(
+                f"{path!r} uses dynamic rope scaling, whose frequencies change with the sequence "
+                f"length; late prompt tuning supports fixed rotary frequencies only (default, "
+                f"linear, llama3, yarn rope)."
+            )
+        if getattr(config, "use_sliding_window", False):
+            raise ConfigurationError(
+                f"{path!r} sets use_sliding_window, which transformers 4.43 applies only with "
+                f"flash attention; late prompt tuning does not support it."
+            )
+        with quiet_hf_loading():
+            model, info = AutoModelForCausalLM.from_pretrained(
+                path, config=config, torch_dtype=dtype, output_loading_info=True,
+                **low_memory_loading(),
+            )
+        return model, [key for key in info["missing_keys"] if key.startswith("lm_head.")]
+
+    @classmethod
+    def embeddings(cls, model: PreTrainedModel) -> torch.nn.Module:
+        return TokenEmbeddings(model.model.embed_tokens)
+
+    @classmethod
+    def layers(cls, model: PreTrainedModel) -> torch.nn.ModuleList:
+        return model.model.layers
+
+    @classmethod
+    def final_norm(cls, model: PreTrainedModel) -> torch.nn.Module:
+        return model.model.norm
+
+    @classmethod
+    def lm_head(cls, model: PreTrainedModel) -> torch.nn.Module:
+        return model.lm_head
+
+    @classmethod
+    def position_module(cls, model: PreTrainedModel) -> Optional[torch.nn.Module]:
+        # Llama keeps one rotary module on the model; Mistral and Qwen2 (in 4.43) one per layer.
+        rotary = getattr(model.model, "rotary_emb", None) or model.model.layers[0].self_attn.rotary_emb
+        # transformers 4.43 applies Mistral's sliding window with eager and SDPA attention too.
+        window = model.config.sliding_window if model.config.model_type == "mistral" else None
+        return RotaryTables(
+            rotary.inv_freq, float(getattr(rotary, "attention_scaling", 1.0)), sliding_window=window
+        )
+
+    @classmethod
+    def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
+        for layer in layers:
+            lean = LeanRotaryAttention(layer.self_attn)
+            lean.train(layer.self_attn.training)
+            layer.self_attn = lean
+
+    @classmethod
+    def layer_inputs(
+        cls,
+        position_module: Optional[torch.nn.Module],
+        states: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> Dict[str, Any]:
+        assert position_module is not None
+        cos, sin = position_module(positions, states.dtype)
+        return {
+            "bias": attention_bias(
+                mask, states.dtype, causal=True, sliding_window=position_module.sliding_window
+            ),
+            "cos": cos,
+            "sin": sin,
+        }
+
+    @classmethod
+    def run_layer(
+        cls, layer: torch.nn.Module, states: torch.Tensor, inputs: Dict[str, Any]
+    ) -> torch.Tensor:
+        # The decoder layer's residual structure, called with the lean attention's arguments
+        # (the HF layers of these three models differ in how they pass positions, not in this).
+        states = states + layer.self_attn(layer.input_layernorm(states), **inputs)
+        return states + layer.mlp(layer.post_attention_layernorm(states))
