@@ -35,8 +35,9 @@ def swap(config: Any, tiny_models: Dict[str, str], family: Optional[str]) -> Any
             swapped["embedding_dim"] = 32  # the tiny models' hidden size
         if isinstance(config.get("prompt_layer"), int) and config["prompt_layer"] > 0:
             swapped["prompt_layer"] = min(config["prompt_layer"], 2)  # tiny models have 4 layers
-        if family == "gpt2" and config.get("type") == "late_prompt_roberta":
-            swapped["type"] = "late_prompt_gpt2"
+        causal_encoder = {"gpt2": "late_prompt_gpt2", "llama": "late_prompt_causal"}.get(family or "")
+        if causal_encoder and config.get("type") in ("late_prompt_roberta", "late_prompt_gpt2"):
+            swapped["type"] = causal_encoder
             swapped.pop("pooling", None)
         return swapped
     if isinstance(config, list):

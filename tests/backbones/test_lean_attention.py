@@ -87,15 +87,41 @@ def test_unsupported_arguments_are_refused(tiny_models, family):
         lean(states, attention_mask=bias, output_attentions=True)
 
 
-@pytest.mark.parametrize("family,name", [("roberta", "LeanSelfAttention"), ("bert", "LeanSelfAttention"),
-                                         ("gpt2", "LeanGPT2Attention")])
+@pytest.mark.parametrize("family,name", [
+    ("roberta", "LeanSelfAttention"), ("xlm-roberta", "LeanSelfAttention"),
+    ("camembert", "LeanSelfAttention"), ("bert", "LeanSelfAttention"),
+    ("gpt2", "LeanGPT2Attention"),
+    ("llama", "LeanRotaryAttention"), ("mistral", "LeanRotaryAttention"), ("qwen2", "LeanRotaryAttention"),
+])
 def test_the_layers_the_core_runs_use_the_lean_attention(tiny_models, family, name):
-    """RoBERTa has only eager attention in transformers 4.43; the stacks swap in the lean module
-    over the same weights (test_stacks_against_hf compares the stacks with HF's own layers)."""
+    """Every accepted model type gets the lean module over the same weights (XLM-RoBERTa's and
+    CamemBERT's attention classes are copies of RoBERTa's, not subclasses);
+    test_stacks_against_hf compares the stacks with HF's own layers."""
     for stack in (LowerStack(tiny_models[family], 2), UpperStack(tiny_models[family], 2)):
         for layer in stack.layers:
-            attention = layer.attn if family == "gpt2" else layer.attention.self
+            if family == "gpt2":
+                attention = layer.attn
+            elif name == "LeanRotaryAttention":
+                attention = layer.self_attn
+            else:
+                attention = layer.attention.self
             assert type(attention).__name__ == name
+
+
+def test_relative_position_bert_keeps_hf_attention_and_matches_hf(tiny_models, tmp_path):
+    """SDPA cannot express BERT's relative position embeddings: those layers run HF's own
+    attention module, with the same result as HF's forward."""
+    model = AutoModel.from_pretrained(tiny_models["bert"], position_embedding_type="relative_key")
+    model.save_pretrained(tmp_path)
+    lower = LowerStack(str(tmp_path), 3).eval()
+    assert all(type(layer.attention.self).__name__ in ("BertSelfAttention", "BertSdpaSelfAttention")
+               for layer in lower.layers)
+    ids = torch.randint(5, model.config.vocab_size, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    expected = model.eval()(input_ids=ids, attention_mask=mask.long(),
+                            output_hidden_states=True).hidden_states[3]
+    torch.testing.assert_close(lower(ids, mask)[mask], expected[mask], atol=1e-5, rtol=1e-5)
 
 
 def test_gpt2_variants_the_lean_module_does_not_compute_keep_hf_attention(tiny_models, tmp_path):

@@ -14,9 +14,12 @@ N = 3
 TEXTS = ["the movie was great fun", "a boring film , it was not good and the plot was bad"]
 
 
+CAUSAL = {"gpt2": "late_prompt_gpt2", "llama": "late_prompt_causal", "qwen2": "late_prompt_causal"}
+
+
 def build(model_dir, family, *, label_words=None, template=None, generator="npg"):
-    encoder_type = "late_prompt_gpt2" if family == "gpt2" else "late_prompt_roberta"
-    template = template or ("{s} It was" if family == "gpt2" else "{s} . It was <mask> .")
+    encoder_type = CAUSAL.get(family, "late_prompt_roberta")
+    template = template or ("{s} It was" if family in CAUSAL else "{s} . It was <mask> .")
     reader = DatasetReader.from_params(
         Params({"type": "lpt_tsv", "model_name": model_dir, "template": template})
     )
@@ -80,27 +83,30 @@ def test_roberta_verbalizer_logits_equal_hf_masked_lm(tiny_models):
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
 
 
-def _gpt2_reference_nll(tiny_models, model, context_ids, context_len, answers):
-    hf = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]).eval()
+def _causal_reference_nll(model_dir, model, context_ids, context_len, answers):
+    hf = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    base = hf.transformer if hf.config.model_type == "gpt2" else hf.model
     rows = []
     for answer in answers:
         ids = torch.tensor([context_ids[:context_len] + answer])
         mask = torch.ones_like(ids, dtype=torch.bool)
-        states = hf.transformer(input_ids=ids, output_hidden_states=True).hidden_states[PROMPT_LAYER]
+        states = base(input_ids=ids, output_hidden_states=True).hidden_states[PROMPT_LAYER]
         prompt = npg_prompt(model, states[:, context_len - 1])  # the last context token
-        logits = hf.lm_head(hf_with_prompt(hf.transformer, ids, mask, prompt, PROMPT_LAYER, causal=True))
+        logits = hf.lm_head(hf_with_prompt(base, ids, mask, prompt, PROMPT_LAYER, causal=True))
         log_probs = torch.log_softmax(logits[0, context_len - 1 : -1], dim=-1)
         rows.append(-log_probs[torch.arange(len(answer)), torch.tensor(answer)].mean())
     return torch.stack(rows)
 
 
 @torch.no_grad()
-def test_gpt2_scores_are_the_mean_nll_of_word_period_and_eos(tiny_models):
-    reader, vocab, model = build(tiny_models["gpt2"], "gpt2")
+@pytest.mark.parametrize("family", sorted(CAUSAL))
+def test_causal_scores_are_the_mean_nll_of_word_period_and_eos(tiny_models, family):
+    """GPT-2 and the Llama family (Qwen2's tiny model ties its LM head to the embeddings)."""
+    reader, vocab, model = build(tiny_models[family], family)
     model.eval()
     batch = tensors(reader, vocab, TEXTS, labels=["1", "0"])
     output = model(**batch)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models[family])
     answers = [
         tokenizer.encode(f" {w} .", add_special_tokens=False) + [tokenizer.eos_token_id]
         for w in ("terrible", "great")
@@ -109,7 +115,7 @@ def test_gpt2_scores_are_the_mean_nll_of_word_period_and_eos(tiny_models):
     lengths = batch["tokens"]["tokens"]["mask"].sum(1)
     assert ids[0, 0] == tokenizer.bos_token_id
     for row in range(2):
-        expected = _gpt2_reference_nll(tiny_models, model, ids[row].tolist(), int(lengths[row]), answers)
+        expected = _causal_reference_nll(tiny_models[family], model, ids[row].tolist(), int(lengths[row]), answers)
         torch.testing.assert_close(-output["logits"][row], expected, atol=1e-5, rtol=1e-4)
     gold_nll = -output["logits"][torch.arange(2), batch["label"]]
     torch.testing.assert_close(output["loss"], gold_nll.mean())
@@ -117,8 +123,9 @@ def test_gpt2_scores_are_the_mean_nll_of_word_period_and_eos(tiny_models):
     assert set(readable["label_word"]) <= {"terrible", "great"}
 
 
-def test_gpt2_training_scores_only_the_gold_answer(tiny_models):
-    reader, vocab, model = build(tiny_models["gpt2"], "gpt2", generator="static")
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_causal_training_scores_only_the_gold_answer(tiny_models, family):
+    reader, vocab, model = build(tiny_models[family], family, generator="static")
     batch = tensors(reader, vocab, TEXTS, labels=["1", "0"])
     model.eval()
     gold = -model(**batch)["logits"][torch.arange(2), batch["label"]]

@@ -17,10 +17,12 @@ PATHS = [
     pytest.param(QUICKSTART, "bert", id="basic_classifier-bert"),
     pytest.param(QUICKSTART, "roberta", id="basic_classifier-roberta"),
     pytest.param(QUICKSTART, "gpt2", id="basic_classifier-gpt2"),
+    pytest.param(QUICKSTART, "llama", id="basic_classifier-llama"),
     # late_prompt_classifier: the paper's verbalizer / generative scoring
     pytest.param(ROBERTA_VERBALIZER, "roberta", id="verbalizer-roberta"),
     pytest.param(ROBERTA_VERBALIZER, "bert", id="verbalizer-bert"),
     pytest.param(GPT2_SCORING, "gpt2", id="scoring-gpt2"),
+    pytest.param(GPT2_SCORING, "llama", id="scoring-llama"),
 ]
 
 
