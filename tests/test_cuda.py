@@ -1,6 +1,7 @@
 """
 CUDA: `allennlp train` with `use_amp` (fp16 autocast + GradScaler) through every component path,
-then the archive on CUDA against the same archive on the CPU. Skipped where no GPU is visible;
+then the archive on CUDA against the same archive on the CPU, loaded in the same process (the
+two share one backbone until the CUDA one is moved). Skipped where no GPU is visible;
 `scripts/gpu_check.sh` runs them on a lent GPU machine.
 """
 import glob
@@ -27,6 +28,8 @@ PATHS = [
     pytest.param(QUICKSTART, "roberta", True, id="basic_classifier-roberta-cached"),
     pytest.param(ROBERTA_VERBALIZER, "roberta", False, id="verbalizer-roberta"),
     pytest.param(GPT2_SCORING, "gpt2", True, id="scoring-gpt2-cached"),
+    pytest.param(QUICKSTART, "llama", False, id="basic_classifier-llama"),
+    pytest.param(GPT2_SCORING, "llama", False, id="scoring-llama"),
 ]
 
 

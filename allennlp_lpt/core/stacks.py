@@ -34,8 +34,9 @@ class _BackboneSlice(PretrainedPart):
         self.num_backbone_layers = backbone.num_layers
         self.model_name = model_name
         self.prompt_layer = prompt_layer
-        # Not a submodule: the components hold the modules they run, not the whole model.
-        self.backbone: Backbone = backbone
+        # Not a submodule: the components hold the modules they run, not the whole model. Held
+        # until this part's weights are converted (see `_apply`).
+        self._backbone: Optional[Backbone] = backbone
         position_module = self.family.position_module(backbone.model)
         self.position_module = None if position_module is None else shared_copy(position_module)
 
@@ -50,6 +51,27 @@ class _BackboneSlice(PretrainedPart):
         use_fast_dropout(self)
         for parameter in self.parameters():
             parameter.requires_grad_(False)
+        self._shared_ids = {id(parameter) for parameter in self.parameters()}
+
+    @property
+    def backbone(self) -> Backbone:
+        """The shared backbone this slice was built from (until its weights are converted)."""
+        if self._backbone is None:
+            raise RuntimeError(
+                f"this part of {self.model_name!r} no longer reads the shared backbone: its "
+                f"weights were converted (.cuda(), .to(), .half()) into copies of its own."
+            )
+        return self._backbone
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def,override]
+        result = super()._apply(fn, recurse)
+        # Once none of the shared weights are ours any more (e.g. after .cuda()), let the
+        # shared CPU copy go when no other model reads it.
+        if self._backbone is not None and not any(
+            id(parameter) in self._shared_ids for parameter in self.parameters()
+        ):
+            self._backbone = None
+        return result
 
     @property
     def hidden_size(self) -> int:

@@ -85,6 +85,25 @@ def test_converting_one_model_leaves_the_others_weights_alone(tiny_models):
     assert storages(backbone_parameters(third)) == before
 
 
+def test_a_converted_model_lets_the_shared_copy_go(tmp_path):
+    """After .cuda() (here .double()) a model reads its own copies: the shared CPU weights are
+    freed once no other model reads them."""
+    import gc
+    import weakref
+
+    from tiny_models import build_roberta
+
+    model_dir = build_roberta(str(tmp_path / "roberta"))
+    model = classifier(model_dir, "roberta")
+    shared = weakref.ref(get_backbone(model_dir))
+    gc.collect()
+    assert shared() is not None
+    model.double()
+    gc.collect()
+    assert shared() is None
+    assert all(p.dtype == torch.float64 for _, p in backbone_parameters(model))
+
+
 def test_loading_different_backbone_weights_copies_them_for_that_model_only(tiny_models):
     first = classifier(tiny_models["roberta"], "roberta")
     second = classifier(tiny_models["roberta"], "roberta")
