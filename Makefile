@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean register-plugin
 
 install: $(STAMP)
 
@@ -27,6 +27,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# Opt-in: lists allennlp_lpt in AllenNLP's global plugins file (~/.allennlp/plugins), so that
+# `allennlp lpt-*` and configs using the components work from any directory.
+register-plugin:
+	mkdir -p $(HOME)/.allennlp
+	grep -qx allennlp_lpt $(HOME)/.allennlp/plugins 2>/dev/null || echo allennlp_lpt >> $(HOME)/.allennlp/plugins
+	@echo "allennlp_lpt is listed in $(HOME)/.allennlp/plugins"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

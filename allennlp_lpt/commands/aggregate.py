@@ -80,7 +80,8 @@ def aggregate(paths: List[str]) -> str:
 class Aggregate(Subcommand):
     """`allennlp lpt-aggregate DIR...`: mean ± std of each experiment over its seeds."""
 
-    requires_plugins = False
+    # AllenNLP then gives the subcommand --include-package (repeatable) and imports the plugins.
+    requires_plugins = True
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = (

@@ -9,7 +9,8 @@ from allennlp_lpt.benchmark import METHODS, Settings, run, table, write_json_lin
 class Benchmark(Subcommand):
     """`allennlp lpt-benchmark`: training-step time and memory of LPT against its peers."""
 
-    requires_plugins = False
+    # AllenNLP then gives the subcommand --include-package (repeatable) and imports the plugins.
+    requires_plugins = True
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = (

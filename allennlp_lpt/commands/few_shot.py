@@ -15,7 +15,8 @@ DEFAULT_SEEDS = [13, 21, 42, 87, 100]
 class FewShot(Subcommand):
     """`allennlp lpt-few-shot`: writes the paper's few-shot splits (K examples in total)."""
 
-    requires_plugins = False
+    # AllenNLP then gives the subcommand --include-package (repeatable) and imports the plugins.
+    requires_plugins = True
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = (

@@ -84,7 +84,8 @@ def _full_state(model: torch.nn.Module):
 class SlimArchive(Subcommand):
     """`allennlp lpt-slim-archive ARCHIVE OUTPUT`: a lightweight copy of a late-prompt archive."""
 
-    requires_plugins = False
+    # AllenNLP then gives the subcommand --include-package (repeatable) and imports the plugins.
+    requires_plugins = True
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = (

@@ -10,7 +10,8 @@ from allennlp_lpt.sweep import parse_grid, sweep
 class Sweep(Subcommand):
     """`allennlp lpt-sweep CONFIG --grid GRID -s OUT`: config-driven ablations."""
 
-    requires_plugins = False
+    # AllenNLP then gives the subcommand --include-package (repeatable) and imports the plugins.
+    requires_plugins = True
 
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = (
@@ -29,14 +30,13 @@ class Sweep(Subcommand):
                          help="each sets random_seed, numpy_seed and pytorch_seed")
         sub.add_argument("-o", "--overrides", default="", help="fixed overrides for every run (JSON)")
         sub.add_argument("--x", default=None, help="the swept key to plot against")
-        sub.add_argument("--include-package", action="append", default=[],
-                         help="packages the runs import (allennlp_lpt always)")
         sub.set_defaults(func=_run)
         return sub
 
 
 def _run(args: argparse.Namespace) -> None:
     fixed = json.loads(args.overrides) if args.overrides.strip() else {}
+    # --include-package comes from AllenNLP (requires_plugins); the runs import the same.
     packages = ["allennlp_lpt"] + [p for p in args.include_package if p != "allennlp_lpt"]
     sweep(args.config, parse_grid(args.grid), args.output, seeds=args.seeds, fixed=fixed,
           include_packages=packages, x_key=args.x)
