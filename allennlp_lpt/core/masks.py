@@ -70,3 +70,29 @@ def prepend_prompt(
         torch.cat([prompt.to(states.dtype), states], dim=1),
         torch.cat([prompt_mask, mask.bool()], dim=1),
     )
+
+
+def check_right_padded(mask: torch.Tensor, *, where: str) -> None:
+    """
+    Raises a ValueError unless every row of `mask` is its real tokens first, then padding: the
+    positions GPT-2 embeds, the last token the causal encoders pool and score from, and the
+    cache's keys all count from the left.
+
+    # Parameters
+
+    mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+    where : `str`
+        The component that received it, for the message.
+    """
+    mask = mask.bool()
+    if mask.dim() != 2 or mask.size(1) == 0:
+        raise ValueError(f"{where}: expected a (batch_size, seq_len) mask, got shape {tuple(mask.shape)}")
+    bad = ~mask[:, 0] | (mask[:, 1:] & ~mask[:, :-1]).any(dim=1)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{where}: the mask of row {row} is {mask[row].int().tolist()}, not right-padded "
+            f"(real tokens first, then padding, at least one real token). Pad on the right, as "
+            f"AllenNLP's indexers do; left padding (e.g. a tokenizer with padding_side='left') "
+            f"and gaps are not supported."
+        )

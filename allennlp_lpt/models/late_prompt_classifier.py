@@ -12,6 +12,7 @@ from transformers import AutoTokenizer
 
 from allennlp_lpt.core import resolve_model_name
 from allennlp_lpt.core.backbone import shared_copy
+from allennlp_lpt.core.masks import check_right_padded
 from allennlp_lpt.core.pretrained import PretrainedHead
 from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.modules import pairing
@@ -214,6 +215,8 @@ class LatePromptClassifier(Model):
         key = next(iter(tokens))
         context_ids = util.get_token_ids_from_text_field_tensors(tokens)
         context_mask = util.get_text_field_mask(tokens)
+        # The answer is written after each context's last real token.
+        check_right_padded(context_mask, where="late_prompt_classifier")
         batch, num_answers, answer_len = answers.shape
         seq_len = context_ids.size(1) + answer_len
         rows = batch * num_answers

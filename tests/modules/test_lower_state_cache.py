@@ -122,3 +122,18 @@ def test_training_with_the_cache_equals_training_with_eval_mode_lower_layers(tin
     plain = _train(tiny_models, tmp_path, "plain", cache=False)
     for key in ("training_loss", "validation_loss", "validation_accuracy"):
         assert cached[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-5), key
+
+
+def test_a_shared_cache_dir_keeps_mixed_precision_and_fp32_states_apart(tiny_models, tmp_path):
+    """States computed under autocast (bf16 here; fp16 with AMP on a GPU) are not what an fp32
+    run computes: a cache_dir shared by both runs must give each its own."""
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    settings = dict(cache=True, cache_memory_mb=0, cache_dir=str(tmp_path))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        embedder(tiny_models["roberta"], **settings)(ids, mask)  # fills the directory
+    fp32 = embedder(tiny_models["roberta"], **settings)
+    expected = embedder(tiny_models["roberta"]).eval()(ids, mask)
+    torch.testing.assert_close(fp32(ids, mask)[mask], expected[mask], atol=1e-6, rtol=1e-6)
+    assert fp32.cache.hits == 0
+    namespaces = os.listdir(tmp_path)
+    assert len(namespaces) == 2, namespaces

@@ -6,6 +6,7 @@ from allennlp.common.lazy import Lazy
 from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
 from allennlp_lpt.core import UpperStack
+from allennlp_lpt.core.masks import check_right_padded
 from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
 from allennlp_lpt.modules import pairing
 
@@ -121,7 +122,10 @@ class LatePromptEncoder(Seq2VecEncoder):
                 f"{states.size(-1)}."
             )
         mask = mask.bool()
+        check_right_padded(mask, where=self.encoder_type)
         readable = mask if generator_mask is None else generator_mask.bool()
+        if generator_mask is not None:
+            check_right_padded(readable, where=f"{self.encoder_type} (generator_mask)")
         prompt = self.generator(states, readable, self.family.anchor_positions(readable))
         return self.upper(states, mask, prompt)
 

@@ -1,9 +1,10 @@
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 
 from allennlp_lpt.core import LowerStack
+from allennlp_lpt.core.masks import check_right_padded
 from allennlp_lpt.core.cache import LowerStateCache, weights_fingerprint
 from allennlp_lpt.modules import pairing
 
@@ -72,7 +73,8 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
             if cache
             else None
         )
-        self._cache: Optional[LowerStateCache] = None
+        # One store per computing condition (see `_cache_for`).
+        self._caches: Dict[str, LowerStateCache] = {}
         self._pairing_checked = False
 
     @property
@@ -111,6 +113,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         if not self._pairing_checked:
             pairing.check_running_model(self)
             self._pairing_checked = True
+        check_right_padded(mask, where="late_prompt_transformer")
         if segment_concat_mask is not None:
             raise ValueError(
                 "late_prompt_transformer does not support the indexer's max_length folding; "
@@ -123,17 +126,38 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
 
     @property
     def cache(self) -> Optional[LowerStateCache]:
-        if self._cache is None and self._cache_settings is not None:
-            # Built on first use, after an archive's weights are loaded into the stack.
-            namespace = f"{self.model_name}|{self.prompt_layer}|{weights_fingerprint(self.stack)}"
-            self._cache = LowerStateCache(namespace, **self._cache_settings)
-        return self._cache
+        """The store used in the current conditions (precision, mode) on the stack's device."""
+        if self._cache_settings is None:
+            return None
+        return self._cache_for(next(self.stack.parameters()).device.type)
+
+    def _cache_for(self, device_type: str) -> LowerStateCache:
+        """
+        The store for the states computed now: everything that decides them besides the input
+        is in its namespace (model, prompt layer, a fingerprint of the weights, the precision
+        they are computed in, under autocast or not, and the lower layers' train/eval mode), so
+        that an fp32 run and a mixed-precision run sharing a `cache_dir` never read each other's
+        states. Built on first use, after an archive's weights are loaded into the stack.
+        """
+        if torch.is_autocast_enabled(device_type):
+            precision = f"autocast-{torch.get_autocast_dtype(device_type)}"
+        else:
+            precision = str(next(self.stack.parameters()).dtype)
+        mode = "dropout" if self.stack.training else "eval"
+        condition = f"{precision}|lower={mode}"
+        cache = self._caches.get(condition)
+        if cache is None:
+            assert self._cache_settings is not None
+            namespace = (
+                f"{self.model_name}|{self.prompt_layer}|{weights_fingerprint(self.stack)}|{condition}"
+            )
+            cache = self._caches[condition] = LowerStateCache(namespace, **self._cache_settings)
+        return cache
 
     def _cached(
         self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor]
     ) -> torch.Tensor:
-        cache = self.cache
-        assert cache is not None
+        cache = self._cache_for(token_ids.device.type)
         ids_cpu, mask_cpu = token_ids.cpu(), mask.cpu()
         types_cpu = None if type_ids is None else type_ids.cpu()
         keys = [
