@@ -17,3 +17,29 @@ class KillOnce(TrainerCallback):
         if is_training and epoch == self.epoch and batch_number == self.batch and not os.path.exists(self.marker):
             open(self.marker, "w").close()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@TrainerCallback.register("test_save_generator_per_worker")
+class SaveGeneratorPerWorker(TrainerCallback):
+    """Saves each worker's generator weights at the start and the end of training as
+    `generator_{start,end}_rank{R}.th` in `folder` (the distributed test compares them)."""
+
+    def __init__(self, serialization_dir: str, folder: str) -> None:
+        super().__init__(serialization_dir)
+        self.folder = folder
+
+    def _save(self, trainer, when: str) -> None:
+        import torch
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        model = trainer._pytorch_model  # the model inside DistributedDataParallel
+        state = {name: value.detach().clone() for name, value in model.state_dict().items()
+                 if "generator" in name}
+        torch.save(state, os.path.join(self.folder, f"generator_{when}_rank{rank}.th"))
+
+    def on_start(self, trainer, is_primary: bool = True, **kwargs) -> None:
+        self._save(trainer, "start")
+
+    def on_end(self, trainer, metrics=None, epoch=None, is_primary: bool = True, **kwargs) -> None:
+        self._save(trainer, "end")

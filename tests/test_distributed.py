@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from config_swap import CONFIGS, FIXTURES, ROOT, tiny_config
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.parametrize("config_name,family", [
@@ -21,15 +24,28 @@ def test_two_cpu_workers_train_and_the_archive_evaluates(tiny_models, tmp_path, 
     # all-reduce across workers (a hang, whatever the model): evaluate the archive afterwards.
     config["evaluate_on_test"] = False
     config["data_loader"] = {"batch_size": 2, "shuffle": True}
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    config["trainer"].setdefault("callbacks", []).append(
+        {"type": "test_save_generator_per_worker", "folder": str(weights)})
     path = tmp_path / "distributed.json"
     path.write_text(json.dumps(config))
     run = tmp_path / "run"
     trained = subprocess.run(
-        [sys.executable, "-m", "allennlp", "train", str(path), "-s", str(run), "--include-package", "allennlp_lpt"],
+        [sys.executable, "-m", "allennlp", "train", str(path), "-s", str(run), "--include-package", "allennlp_lpt",
+         "--include-package", "crash_callback"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHONPATH=TESTS + os.pathsep + os.environ.get("PYTHONPATH", "")),
     )
     assert trained.returncode == 0, trained.stderr[-4000:]
     assert "World size: 2" in trained.stderr + trained.stdout
+    # Both workers trained the same generator (DDP all-reduced the gradients), and it moved.
+    start, end = ({rank: torch.load(weights / f"generator_{when}_rank{rank}.th") for rank in (0, 1)}
+                  for when in ("start", "end"))
+    assert start[0] and set(end[0]) == set(end[1]) == set(start[0])
+    for name in end[0]:
+        torch.testing.assert_close(end[0][name], end[1][name], atol=0, rtol=0)
+    assert any(not torch.equal(end[0][name], start[0][name]) for name in end[0])
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epoch"] == 1
     data = config["validation_data_path"]

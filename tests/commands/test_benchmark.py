@@ -12,12 +12,18 @@ from config_swap import ROOT
 
 
 def test_every_method_runs_and_reports_ratios_to_full(monkeypatch):
-    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
+    # A child process per method measures peak memory on the CPU: measured for real for one
+    # method (late prompt), stubbed for the others to keep the test short.
+    real_peak_rss = benchmark.peak_rss
+    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: (
+        real_peak_rss(method, settings, folder) if method == "late_prompt" else 100.0))
     rows = run(Settings(family="roberta", size="tiny", batch_size=2, length=8, steps=1, warmup=1),
                progress=lambda message: None)
     by_method = {row["method"]: row for row in rows}
     assert list(by_method) == list(benchmark.METHODS)
     assert by_method["full"]["speedup_vs_full"] == 1.0
+    assert not [row for row in rows if "error" in row], [row.get("error") for row in rows]
+    assert 50 < by_method["late_prompt"]["peak_mem_mib"] != 100.0  # a whole Python process
     for row in rows:
         for key in ("method", "step_ms", "peak_mem_mib", "trainable_params", "device", "precision",
                     "family", "size", "batch", "length"):
@@ -34,6 +40,9 @@ def test_other_families(monkeypatch, family):
     rows = run(Settings(family=family, size="tiny", batch_size=2, length=8, steps=1, warmup=1,
                         methods=("full", "lora", "late_prompt")), progress=lambda message: None)
     assert [row["method"] for row in rows] == ["full", "lora", "late_prompt"]
+    # A method that crashed would be an error row in its place: there must be none.
+    assert not [row for row in rows if "error" in row], [row.get("error") for row in rows]
+    assert all(row["step_ms"] > 0 for row in rows)
 
 
 def test_without_peft_the_peft_rows_say_so(monkeypatch):
@@ -59,6 +68,9 @@ def test_a_failing_method_becomes_an_error_row_and_the_others_still_run(monkeypa
     rows = run(Settings(size="tiny", batch_size=2, length=8, steps=1, warmup=1,
                         methods=("full", "lora", "late_prompt")), progress=messages.append)
     assert [row["method"] for row in rows] == ["full", "lora", "late_prompt"]
+    # A method that crashed would be an error row in its place: there must be none.
+    assert not [row for row in rows if "error" in row], [row.get("error") for row in rows]
+    assert all(row["step_ms"] > 0 for row in rows)
     assert rows[1]["error"] == "failed: RuntimeError: CUDA out of memory"
     assert "step_ms" in rows[2] and rows[2]["speedup_vs_full"] > 0
     assert any("Traceback" in message for message in messages)
