@@ -63,8 +63,23 @@ def _short(key: str) -> str:
     return key.rsplit(".", 1)[-1]
 
 
-def run_name(values: Dict[str, Any], seed: Optional[int]) -> str:
-    parts = [f"{_short(k)}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in values.items()]
+def short_names(keys: Sequence[str]) -> Dict[str, str]:
+    """Each key's shortest dotted suffix that no other key ends with: `a.dropout` and
+    `b.dropout` stay `a.dropout` and `b.dropout`, `*.prompt_layer` alone is `prompt_layer`."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for length in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-length:])
+            if not any(other != key and (other == suffix or other.endswith("." + suffix)) for other in keys):
+                break
+        names[key] = suffix
+    return names
+
+
+def run_name(values: Dict[str, Any], seed: Optional[int], names: Optional[Dict[str, str]] = None) -> str:
+    names = names or short_names(list(values))
+    parts = [f"{names[k]}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in values.items()]
     if seed is not None:
         parts.append(f"seed={seed}")
     return re.sub(r"[^A-Za-z0-9_.=+-]", "_", "_".join(parts))
@@ -77,6 +92,7 @@ def load_config(config_path: str, fixed: Dict[str, Any]) -> Dict[str, Any]:
 def plan(config: Dict[str, Any], grid: Grid, seeds: Sequence[Optional[int]], fixed: Dict[str, Any]):
     """Yields (name, swept values, seed, overrides) for every run of `config` (fixed overrides applied)."""
     expanded = {key: expand_key(config, key) for key in grid}
+    names = short_names(list(grid))
     for combination in itertools.product(*grid.values()):
         values = dict(zip(grid, combination))
         for seed in seeds:
@@ -86,7 +102,40 @@ def plan(config: Dict[str, Any], grid: Grid, seeds: Sequence[Optional[int]], fix
                     overrides[path] = value
             if seed is not None:
                 overrides.update({"random_seed": seed, "numpy_seed": seed, "pytorch_seed": seed})
-            yield run_name(values, seed), values, seed, overrides
+            yield run_name(values, seed, names), values, seed, overrides
+
+
+def check_unique_names(runs: Sequence[Tuple[str, Dict[str, Any], Optional[int], Dict[str, Any]]]) -> None:
+    """Two runs may never share a folder (values that differ only in characters a folder name
+    cannot hold would)."""
+    seen: Dict[str, Dict[str, Any]] = {}
+    for name, values, seed, _ in runs:
+        if name in seen:
+            raise ConfigurationError(
+                f"lpt-sweep: the runs {seen[name]} and {dict(values, seed=seed)} would both be "
+                f"named {name!r}; make the grid's values differ in letters or digits."
+            )
+        seen[name] = dict(values, seed=seed)
+
+
+def config_difference(saved: Any, wanted: Any, path: str = "") -> Optional[str]:
+    """The first key where two configs differ (`None` when they are equal), for messages."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        for key in sorted(set(saved) | set(wanted)):
+            dotted = f"{path}.{key}" if path else key
+            if key not in saved or key not in wanted:
+                return f"{dotted} is {'only in the new config' if key not in saved else 'only in the saved one'}"
+            found = config_difference(saved[key], wanted[key], dotted)
+            if found:
+                return found
+        return None
+    if isinstance(saved, list) and isinstance(wanted, list) and len(saved) == len(wanted):
+        for index, (a, b) in enumerate(zip(saved, wanted)):
+            found = config_difference(a, b, f"{path}.{index}")
+            if found:
+                return found
+        return None
+    return None if saved == wanted else f"{path}: saved {json.dumps(saved)}, now {json.dumps(wanted)}"
 
 
 def _seconds(duration: str) -> float:
@@ -100,7 +149,28 @@ def validation_metric(config: Dict[str, Any]) -> str:
     return metric.lstrip("+-")
 
 
-def sweep(
+class SweepOutcome:
+    """What a sweep did: its result rows and which runs it trained, reused and lost."""
+
+    def __init__(self) -> None:
+        self.rows: List[Dict[str, Any]] = []
+        self.trained: List[str] = []
+        self.reused: List[str] = []
+        self.failed: List[Tuple[str, str]] = []  # (run, log)
+
+    def summary(self, output: str) -> str:
+        lines = [f"lpt-sweep: {len(self.trained)} trained, {len(self.reused)} reused (finished "
+                 f"with the same config), {len(self.failed)} failed; results in {output}"]
+        lines += [f"  failed: {name} (log: {log})" for name, log in self.failed]
+        return "\n".join(lines)
+
+
+def sweep(config_path: str, grid: Grid, output: str, **options: Any) -> List[Dict[str, Any]]:
+    """`run_sweep`'s result rows (one per finished run)."""
+    return run_sweep(config_path, grid, output, **options).rows
+
+
+def run_sweep(
     config_path: str,
     grid: Grid,
     output: str,
@@ -109,24 +179,52 @@ def sweep(
     fixed: Optional[Dict[str, Any]] = None,
     include_packages: Sequence[str] = ("allennlp_lpt",),
     x_key: Optional[str] = None,
-) -> List[Dict[str, Any]]:
+    rerun_changed: bool = False,
+) -> SweepOutcome:
+    """
+    Trains every run of the grid that has not finished with the same config, then writes the
+    results. A finished run (its `metrics.json` exists) is reused only when its saved
+    `config.json` equals the config the sweep would run now; otherwise the sweep stops before
+    training anything, naming the runs and the first difference, unless `rerun_changed`, which
+    trains them again.
+    """
     from tqdm import tqdm
 
     fixed = dict(fixed or {})
     config = load_config(config_path, fixed)
     runs = list(plan(config, grid, list(seeds) or [None], fixed))
+    check_unique_names(runs)
     metric = validation_metric(config)
     os.makedirs(os.path.join(output, "logs"), exist_ok=True)
-    rows: List[Dict[str, Any]] = []
-    failed: List[Tuple[str, str]] = []
+    outcome = SweepOutcome()
+    stale = []
+    finished = set()
+    for name, _, _, overrides in runs:
+        directory = os.path.join(output, name)
+        if os.path.isfile(os.path.join(directory, "metrics.json")):
+            with open(os.path.join(directory, "config.json")) as handle:
+                saved = json.load(handle)
+            difference = config_difference(saved, load_config(config_path, overrides))
+            if difference is None:
+                finished.add(name)
+            else:
+                stale.append(f"{name} ({difference})")
+    if stale and not rerun_changed:
+        raise ConfigurationError(
+            f"lpt-sweep: {len(stale)} finished run(s) in {output} were trained with another config "
+            f"than this sweep's: {'; '.join(stale[:5])}. Pass --rerun-changed to train them again "
+            f"(their folders are replaced), or give another -s folder."
+        )
     progress = tqdm(runs, desc="lpt-sweep", unit="run")
     for name, values, seed, overrides in progress:
         directory = os.path.join(output, name)
         log = os.path.join(output, "logs", f"{name}.log")
         metrics_file = os.path.join(directory, "metrics.json")
-        if not os.path.isfile(metrics_file):
+        if name in finished:
+            outcome.reused.append(name)
+        else:
             if os.path.isdir(directory):
-                shutil.rmtree(directory)  # an unfinished run starts again
+                shutil.rmtree(directory)  # an unfinished or changed run starts again
             progress.set_postfix_str(name)
             command = [sys.executable, "-m", "allennlp", "train", config_path, "-s", directory,
                        "-o", json.dumps(overrides)]
@@ -135,21 +233,21 @@ def sweep(
             with open(log, "w") as handle:
                 code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
             if code != 0 or not os.path.isfile(metrics_file):
-                failed.append((name, log))
+                outcome.failed.append((name, log))
                 tqdm.write(f"lpt-sweep: run {name} failed (exit {code}); its log: {log}")
                 continue
+            outcome.trained.append(name)
         with open(metrics_file) as handle:
             metrics = json.load(handle)
-        rows.append({
+        outcome.rows.append({
             "run": name, **values, "seed": seed,
             f"best_dev_{metric}": metrics.get(f"best_validation_{metric}"),
             f"test_{metric}": metrics.get(f"test_{metric}"),
             "training_seconds": _seconds(metrics["training_duration"]) if "training_duration" in metrics else None,
         })
-    write_results(rows, grid, output, metric, x_key)
-    if failed:
-        tqdm.write(f"lpt-sweep: {len(failed)} of {len(runs)} runs failed: " + ", ".join(n for n, _ in failed))
-    return rows
+    write_results(outcome.rows, grid, output, metric, x_key)
+    tqdm.write(outcome.summary(output))
+    return outcome
 
 
 def _mean_std(values: List[float]) -> Tuple[float, float]:
@@ -205,7 +303,8 @@ def plot(rows: List[Dict[str, Any]], grid: Grid, score: str, path: str, x_key: O
         xs = sorted(points)
         means = [statistics.mean(points[x]) for x in xs]
         stds = [statistics.stdev(points[x]) if len(points[x]) > 1 else 0.0 for x in xs]
-        name = ", ".join(f"{_short(k)}={v}" for k, v in zip(others, label)) or score
+        names = short_names(list(grid))
+        name = ", ".join(f"{names[k]}={v}" for k, v in zip(others, label)) or score
         axes.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
     axes.set_xlabel(_short(x_key))
     axes.set_ylabel(score)

@@ -58,20 +58,106 @@ def describe_run(folder: str) -> Tuple[Tuple[str, str, str], str, float]:
     raise ValueError(f"{folder}/metrics.json has no test_ or best_validation_ accuracy")
 
 
+SEED_KEYS = {"random_seed", "numpy_seed", "pytorch_seed"}
+DATA_SEED = re.compile(r"(?<=/)(\d+)-\d+(?=/)")
+
+
+def flatten(config: Any, prefix: str = "") -> Dict[str, str]:
+    """Dotted key -> JSON value of every leaf of a config."""
+    if isinstance(config, dict) and config:
+        flat: Dict[str, str] = {}
+        for key, value in config.items():
+            flat.update(flatten(value, f"{prefix}.{key}" if prefix else key))
+        return flat
+    if isinstance(config, list) and config:
+        flat = {}
+        for index, value in enumerate(config):
+            flat.update(flatten(value, f"{prefix}.{index}"))
+        return flat
+    return {prefix: json.dumps(config, sort_keys=True)}
+
+
+def seedless(config: Dict[str, Any]) -> Dict[str, str]:
+    """A run's flattened config without what only its seeds decide: the training seeds, and the
+    data seed in few-shot data paths (`.../16-13/train.tsv` -> `.../16-*/train.tsv`)."""
+    flat = flatten(config)
+    return {
+        key: DATA_SEED.sub(lambda match: match.group(1) + "-*", value)
+        for key, value in flat.items()
+        if key.rsplit(".", 1)[-1] not in SEED_KEYS
+    }
+
+
+def varying_columns(configs: List[Dict[str, str]]) -> List[List[str]]:
+    """The keys whose values differ between runs, those that always vary together in one
+    column (e.g. the embedder's and the encoder's prompt_layer)."""
+    keys = sorted({key for config in configs for key in config})
+    varying = [key for key in keys if len({config.get(key) for config in configs}) > 1]
+    columns: Dict[Tuple, List[str]] = {}
+    for key in varying:
+        pattern = tuple(config.get(key) for config in configs)
+        columns.setdefault(pattern, []).append(key)
+    return list(columns.values())
+
+
+def _column_names(columns: List[List[str]]) -> List[str]:
+    """A short name per column: the keys' common last part where no other column's key ends
+    with it (`prompt_layer` for the embedder's and the encoder's), else the shortest suffix that
+    tells the first key from every other (`+N` counts the other keys of the column)."""
+    from allennlp_lpt.sweep import short_names
+
+    every = [key for keys in columns for key in keys]
+    shortest = short_names(every)
+    names = []
+    for keys in columns:
+        last = {key.rsplit(".", 1)[-1] for key in keys}
+        outside = [key for key in every if key not in keys]
+        if len(last) == 1 and not any(key.rsplit(".", 1)[-1] in last for key in outside):
+            names.append(last.pop())
+        else:
+            names.append(shortest[keys[0]] + (f" (+{len(keys) - 1})" if len(keys) > 1 else ""))
+    return names
+
+
 def aggregate(paths: List[str]) -> str:
-    """A markdown table: task, model, setting, metric, mean ± std over runs, runs."""
-    groups: Dict[Tuple[str, str, str, str], List[float]] = defaultdict(list)
+    """
+    A markdown table, one row per experiment: task, model, setting, then every config key that
+    differs between the runs (seeds aside), the metric, mean ± std over the runs and their
+    number. Runs are grouped by everything in their saved configs except the seeds, so runs of
+    different prompt layers or generators are never averaged together.
+    """
+    runs = []
     for folder in find_runs(paths):
         key, metric, value = describe_run(folder)
-        groups[key + (metric,)].append(value)
-    if not groups:
+        with open(os.path.join(folder, "config.json")) as handle:
+            runs.append((key, metric, value, seedless(json.load(handle))))
+    if not runs:
         raise ValueError(f"no serialization directory (config.json + metrics.json) under {paths}")
-    lines = ["| task | model | setting | metric | mean ± std | runs |", "|---|---|---|---|---|---|"]
-    for (task, model, setting, metric), values in sorted(groups.items()):
+    columns = varying_columns([config for *_, config in runs])
+
+    def cell(config: Dict[str, str], keys: List[str]) -> str:
+        return " / ".join(sorted({config.get(k, "-") for k in keys}))
+
+    # A column that task, model and setting already determine (the data paths, model_name)
+    # tells no rows apart: it groups, but is not shown.
+    shown = [
+        keys for keys in columns
+        if len({key for key, *_ in runs}) < len({(key, cell(config, keys)) for key, _, _, config in runs})
+    ]
+    groups: Dict[Tuple, List[float]] = defaultdict(list)
+    for key, metric, value, config in runs:
+        hidden = tuple(cell(config, keys) for keys in columns if keys not in shown)
+        varied = tuple(cell(config, keys) for keys in shown)
+        groups[key + varied + (metric,) + hidden].append(value)
+    names = _column_names(shown)
+    header = ["task", "model", "setting", *names, "metric", "mean ± std", "runs"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    width = 3 + len(shown) + 1  # the hidden cells at the end of the group key are not shown
+    for row, values in sorted(groups.items()):
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         lines.append(
-            f"| {task} | {model} | {setting} | {metric} | "
-            f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f} | {len(values)} |"
+            "| " + " | ".join(str(part) for part in row[:width])
+            + f" | {100 * statistics.mean(values):.2f} ± {100 * std:.2f} | {len(values)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -86,8 +172,10 @@ class Aggregate(Subcommand):
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = (
             "Reads serialization directories (config.json and metrics.json), at or under the "
-            "given folders, and writes a markdown table: task, model, setting, metric, mean ± "
-            "std over the runs (in percent), number of runs. The metric is the test metric "
+            "given folders, and writes a markdown table, one row per experiment: task, model, "
+            "setting, a column for every config key that differs between the runs (the "
+            "training seeds and few-shot data seeds aside: runs that differ only in those are "
+            "averaged), metric, mean ± std over the runs (in percent), number of runs. The metric is the test metric "
             "(acc_and_f1 where present, else accuracy) or, without a test set, the best dev one. "
             "For MNLI, a metrics_mismatched.json beside metrics.json (from `allennlp evaluate "
             "... --output-file`) makes the metric the mean of matched and mismatched."

@@ -3,7 +3,7 @@ import json
 
 from allennlp.commands.subcommand import Subcommand
 
-from allennlp_lpt.sweep import parse_grid, sweep
+from allennlp_lpt.sweep import parse_grid, run_sweep
 
 
 @Subcommand.register("lpt-sweep")
@@ -16,9 +16,10 @@ class Sweep(Subcommand):
     def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description = (
             "Runs `allennlp train` for every combination of the grid's values (and every seed), "
-            "sequentially, each into its own directory under OUT; a finished run is skipped when "
-            "the sweep starts again, a failed one is reported with its log and the sweep goes "
-            "on. Writes OUT/results.csv, OUT/results.md (mean ± std over seeds) and OUT/plot.png. "
+            "sequentially, each into its own directory under OUT; when the sweep starts again, a "
+            "run that finished with the same config is reused (one that finished with another "
+            "config stops the sweep, unless --rerun-changed); a failed run is reported with its "
+            "log and the sweep goes on, ending with a summary and exit status 1. Writes OUT/results.csv, OUT/results.md (mean ± std over seeds) and OUT/plot.png. "
             "Grid keys are the dotted keys of -o overrides; `*.name` sets every `name` in the "
             "config (e.g. `*.prompt_layer` sets the embedder's and the encoder's together)."
         )
@@ -30,6 +31,8 @@ class Sweep(Subcommand):
                          help="each sets random_seed, numpy_seed and pytorch_seed")
         sub.add_argument("-o", "--overrides", default="", help="fixed overrides for every run (JSON)")
         sub.add_argument("--x", default=None, help="the swept key to plot against")
+        sub.add_argument("--rerun-changed", action="store_true",
+                         help="train again the finished runs whose saved config differs from this sweep's")
         sub.set_defaults(func=_run)
         return sub
 
@@ -38,5 +41,8 @@ def _run(args: argparse.Namespace) -> None:
     fixed = json.loads(args.overrides) if args.overrides.strip() else {}
     # --include-package comes from AllenNLP (requires_plugins); the runs import the same.
     packages = ["allennlp_lpt"] + [p for p in args.include_package if p != "allennlp_lpt"]
-    sweep(args.config, parse_grid(args.grid), args.output, seeds=args.seeds, fixed=fixed,
-          include_packages=packages, x_key=args.x)
+    outcome = run_sweep(args.config, parse_grid(args.grid), args.output, seeds=args.seeds,
+                        fixed=fixed, include_packages=packages, x_key=args.x,
+                        rerun_changed=args.rerun_changed)
+    if outcome.failed:
+        raise SystemExit(1)

@@ -46,3 +46,25 @@ def test_mean_and_std_over_seeds_per_experiment(tmp_path):
 def test_nothing_to_aggregate(tmp_path):
     with pytest.raises(ValueError, match="no serialization directory"):
         aggregate([str(tmp_path)])
+
+
+def test_runs_of_different_variants_are_never_averaged(tmp_path):
+    """A sweep's tree: two prompt layers (set on both halves) x two generators x two seeds.
+    Before, all eight runs were averaged into one row."""
+    for layer in (6, 12):
+        for generator in ("npg", "mppg"):
+            for seed, value in ((13, 0.80), (21, 0.90)):
+                folder = tmp_path / f"prompt_layer={layer}_type={generator}_seed={seed}"
+                fake_run(folder, task="sst-2", model="roberta-large",
+                         train=f"data/k-shot/sst-2/16-{seed}/train.tsv",
+                         metrics={"test_accuracy": value + layer / 1000})
+                config = json.loads((folder / "config.json").read_text())
+                config["model"]["text_field_embedder"]["token_embedders"]["tokens"]["prompt_layer"] = layer
+                config["model"]["seq2vec_encoder"] = {"prompt_layer": layer, "generator": {"type": generator}}
+                config.update(random_seed=seed, numpy_seed=seed, pytorch_seed=seed)
+                (folder / "config.json").write_text(json.dumps(config))
+    table = aggregate([str(tmp_path)]).splitlines()
+    assert table[0] == "| task | model | setting | type | prompt_layer | metric | mean ± std | runs |"
+    assert len(table) == 2 + 4
+    assert '| sst-2 | roberta-large | few-shot k=16 | "mppg" | 12 | test accuracy | 86.20 ± 7.07 | 2 |' in table
+    assert '| sst-2 | roberta-large | few-shot k=16 | "npg" | 6 | test accuracy | 85.60 ± 7.07 | 2 |' in table

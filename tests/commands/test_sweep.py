@@ -41,3 +41,67 @@ def test_bad_grids():
         parse_grid("{prompt_layer: [1]}")
     with pytest.raises(ConfigurationError, match="non-empty list"):
         parse_grid('{"a.b": 3}')
+
+
+def test_run_names_keep_enough_of_each_key_to_be_unique():
+    from allennlp_lpt.sweep import plan, short_names
+
+    assert short_names(["model.a.dropout", "model.b.dropout", "*.prompt_layer"]) == {
+        "model.a.dropout": "a.dropout", "model.b.dropout": "b.dropout", "*.prompt_layer": "prompt_layer"}
+    config = {"model": {"a": {"dropout": 0.0}, "b": {"dropout": 0.0}}}
+    grid = {"model.a.dropout": [0.1], "model.b.dropout": [0.2]}
+    (name, *_), = plan(config, grid, [None], {})
+    assert name == "a.dropout=0.1_b.dropout=0.2"
+
+
+def test_runs_that_would_share_a_folder_are_an_error(tiny_models, tmp_path):
+    config = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="roberta")
+    grid = {"model.seq2vec_encoder.pooling": ["a b", "a_b"]}
+    with pytest.raises(ConfigurationError, match="would both be named 'pooling=a_b'"):
+        sweep(config, grid, str(tmp_path / "out"))
+
+
+def _finished_run(folder, config):
+    os.makedirs(folder)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.json").write_text(json.dumps({"best_validation_accuracy": 0.75,
+                                                     "training_duration": "0:00:01.0"}))
+
+
+def test_a_finished_run_is_reused_only_with_the_same_config(tiny_models, tmp_path):
+    from allennlp_lpt.sweep import load_config, run_sweep
+
+    config = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="roberta")
+    out = tmp_path / "out"
+    grid = {"model.seq2vec_encoder.prompt_length": [3]}
+    wanted = load_config(config, {"model.seq2vec_encoder.prompt_length": 3})
+    # A run of another sweep under the same name: the dropout differs.
+    changed = json.loads(json.dumps(wanted))
+    changed["model"]["seq2vec_encoder"]["generator"]["dropout"] = 0.3
+    _finished_run(out / "prompt_length=3", changed)
+    with pytest.raises(ConfigurationError, match=(
+            r"prompt_length=3 \(model.seq2vec_encoder.generator.dropout is only in the saved one\)"
+            r".*--rerun-changed")):
+        run_sweep(config, grid, str(out))
+    # The same config: reused, nothing trained.
+    (out / "prompt_length=3" / "config.json").write_text(json.dumps(wanted))
+    outcome = run_sweep(config, grid, str(out))
+    assert outcome.reused == ["prompt_length=3"] and not outcome.trained
+    assert outcome.rows[0]["best_dev_accuracy"] == 0.75
+
+
+def test_the_command_summarises_and_fails_when_a_run_failed(tiny_models, tmp_path):
+    import subprocess
+    import sys
+
+    from config_swap import ROOT
+
+    config = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="roberta")
+    done = subprocess.run(
+        [sys.executable, "-m", "allennlp", "lpt-sweep", config, "-s", str(tmp_path / "out"),
+         "--grid", '{"*.prompt_layer": [9]}'],  # out of range: the run fails
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "0 trained, 0 reused (finished with the same config), 1 failed" in done.stdout + done.stderr
+    assert "failed: prompt_layer=9 (log: " in done.stdout + done.stderr
