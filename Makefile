@@ -9,7 +9,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test clean register-plugin
 
-install: $(STAMP)
+install: $(STAMP) $(VENV)/.quiet
+
+# torchvision 0.16 (which AllenNLP imports before any plugin) warns on every command that its
+# image extension, built against another torch, does not load; nothing here uses it. A .pth
+# file in this environment's site-packages filters that one warning at interpreter start.
+$(VENV)/.quiet: $(STAMP)
+	echo 'import warnings; warnings.filterwarnings("ignore", message="Failed to load image Python extension", category=UserWarning)' \
+	  > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/allennlp_lpt_quiet_torchvision.pth"
+	touch $@
 
 $(STAMP): requirements.txt requirements-benchmark.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

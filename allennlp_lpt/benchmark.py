@@ -7,9 +7,11 @@ late prompt tuning through this package's own AllenNLP components (the `basic_cl
 that `allennlp train` runs), without and with the lower-layer cache. `allennlp lpt-benchmark`
 is the command-line entry.
 """
+import contextlib
 import dataclasses
 import gc
 import json
+import logging
 import multiprocessing
 import os
 import resource
@@ -18,7 +20,7 @@ import statistics
 import tempfile
 import time
 import traceback
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
@@ -298,7 +300,25 @@ def peft_problem() -> Optional[str]:
     return None
 
 
+@contextlib.contextmanager
+def quiet_allennlp_logging() -> Iterator[None]:
+    """AllenNLP logs every parameter of every component it builds at INFO: pages per method
+    here, none of it a benchmark's reader can act on. Warnings and errors still show."""
+    allennlp_logger = logging.getLogger("allennlp")
+    level = allennlp_logger.level
+    allennlp_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        allennlp_logger.setLevel(level)
+
+
 def run(settings: Settings, *, progress: Callable[[str], None] = print) -> List[Dict[str, object]]:
+    with quiet_allennlp_logging():
+        return _run(settings, progress)
+
+
+def _run(settings: Settings, progress: Callable[[str], None]) -> List[Dict[str, object]]:
     folder = tempfile.mkdtemp(prefix="lpt-benchmark-")
     rows: List[Dict[str, object]] = []
     try:

@@ -50,6 +50,10 @@ def test_allennlp_train_and_predict_from_the_command_line_via_plugins_file(tiny_
     assert trained.returncode == 0, trained.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["validation_accuracy"] <= 1.0
+    # Only what a user can act on: none of the notices AllenNLP's stack raises on every run.
+    for notice in ("Failed to load image Python extension", "torch.cuda.amp.autocast(args...)` is deprecated",
+                   "This implementation of AdamW is deprecated"):
+        assert notice not in trained.stderr, notice
     lines = tmp_path / "in.jsonl"
     lines.write_text('{"sentence": "a warm and funny film ."}\n{"sentence": "a dull mess ."}\n')
     predicted = _allennlp(
@@ -74,3 +78,22 @@ def test_evaluate_from_elsewhere_needs_include_package(tiny_models, tmp_path):
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "accuracy" in evaluated.stdout + evaluated.stderr
+
+
+def test_the_configs_task_knowledge_agrees_with_the_task_registry():
+    """allennlp_lpt/data/tasks.py is the one source; the libsonnet's test files and metrics,
+    which jsonnet cannot import from Python, must say the same."""
+    import _jsonnet
+
+    from allennlp_lpt.data.tasks import TASKS
+
+    snippet = "local lpt = import 'common/lpt.libsonnet'; {test_file: lpt.testFile, metric: lpt.metric}"
+    mirrored = json.loads(_jsonnet.evaluate_snippet("check", snippet, jpathdir=[CONFIGS]))
+    assert set(mirrored["test_file"]) == set(TASKS)
+    for name, task in TASKS.items():
+        assert mirrored["test_file"][name] == task.test_files[0], name
+        assert mirrored["metric"].get(name, "accuracy") == task.metric, name
+    for name, task in TASKS.items():  # every shipped RoBERTa config reads the registry's test file
+        config = Params.from_file(os.path.join(CONFIGS, "roberta-large", f"{name}_full-data.jsonnet")).as_dict()
+        assert config["test_data_path"].endswith(f"/{name}/{task.test_files[0]}")
+        assert config["trainer"]["validation_metric"] == "+" + task.metric

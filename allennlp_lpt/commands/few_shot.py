@@ -1,5 +1,6 @@
 import argparse
 import logging
+import os
 
 from allennlp.commands.subcommand import Subcommand
 
@@ -50,4 +51,12 @@ def _run(args: argparse.Namespace) -> None:
         output=args.output, label_column=label_column, dev_size=args.dev_size,
     )
     for folder in folders:
-        print(folder)
+        for name in ("train.tsv", "dev.tsv"):
+            path = os.path.join(folder, name)
+            with open(path) as handle:
+                rows = sum(1 for _ in handle) - (1 if args.format == "glue-tsv" else 0)
+            print(f"wrote {path}: {rows} examples, {_size(os.path.getsize(path))}")
+
+
+def _size(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"

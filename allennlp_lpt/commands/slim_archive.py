@@ -65,6 +65,14 @@ def slim_archive(archive: str, output: str) -> None:
                 handle.add(os.path.join(folder, name), arcname=name)
 
 
+def _run(args: argparse.Namespace) -> None:
+    slim_archive(args.archive, args.output)
+    mib = 2**20
+    print(f"wrote {args.output}: {os.path.getsize(args.output) / mib:.1f} MiB (the full archive "
+          f"{args.archive}: {os.path.getsize(args.archive) / mib:.1f} MiB); it loads the frozen "
+          f"backbone from model_name")
+
+
 def _full_state(model: torch.nn.Module):
     from allennlp_lpt.core.pretrained import PretrainedPart
 
@@ -97,5 +105,5 @@ class SlimArchive(Subcommand):
         sub = parser.add_parser(self.name, description=description, help="Make a lightweight archive.")
         sub.add_argument("archive")
         sub.add_argument("output")
-        sub.set_defaults(func=lambda args: slim_archive(args.archive, args.output))
+        sub.set_defaults(func=_run)
         return sub

@@ -1,9 +1,11 @@
 """
-The paper's ten tasks: where their files keep texts and labels, and their default templates,
-verbalizers and metrics (LPT_SPEC sections 5 and 6). Readers and models look tasks up here by
-name; configs may override any template or label word.
+The paper's ten tasks: where their files keep texts and labels, their default templates,
+verbalizers and metrics, and which file is the test split (docs/METHOD.md). This is the one
+source of task knowledge: readers and models look tasks up here by name, and
+`training_configs/common/lpt.libsonnet`'s test files and metrics are checked against it by
+`tests/test_training_configs.py`. Configs may override any template or label word.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from allennlp.common.checks import ConfigurationError
@@ -29,7 +31,8 @@ class Task:
     gpt2_template : the GPT-2 template (`{label}` marks the answer), None where the paper has none.
     gpt2_label_words : label -> answer word for GPT-2.
     metric : `"accuracy"` or `"acc_and_f1"` ((accuracy + F1) / 2, positive label "1").
-    test_files : the files that serve as the test split, in the task's original folder.
+    test_files : the files that serve as the test split, in the task's data folder (the first
+        is the configs' `test_data_path`; MNLI's second, the mismatched set, is evaluated apart).
     """
 
     name: str
@@ -43,8 +46,6 @@ class Task:
     gpt2_label_words: Optional[Dict[str, str]] = None
     metric: str = "accuracy"
     test_files: Tuple[str, ...] = ("dev.tsv",)
-    train_file: str = "train.tsv"
-    folder: str = field(default="")
 
     @property
     def is_pair(self) -> bool:
@@ -64,11 +65,11 @@ class Task:
         return dict(self.gpt2_label_words if causal and self.gpt2_label_words else self.label_words)
 
 
-def _sentence(name: str, folder: str, words: Dict[str, str], gpt2: Optional[str], fmt: str,
+def _sentence(name: str, words: Dict[str, str], gpt2: Optional[str], fmt: str,
               labels: Tuple[str, ...], test_files: Tuple[str, ...]) -> Task:
     glue = fmt == "glue-tsv"
     return Task(
-        name=name, folder=folder, format=fmt,
+        name=name, format=fmt,
         text_columns=("sentence",) if glue else ("text",), label_column="label" if glue else "",
         labels=labels, template="{s} . It was <mask> ." if name != "trec" else "<mask> : {s}",
         label_words=words, gpt2_template=gpt2, gpt2_label_words=words, test_files=test_files,
@@ -78,39 +79,39 @@ def _sentence(name: str, folder: str, words: Dict[str, str], gpt2: Optional[str]
 TASKS: Dict[str, Task] = {
     task.name: task
     for task in [
-        _sentence("sst-2", "SST-2", SENTIMENT, "{s} It was {label} .", "glue-tsv", ("0", "1"), ("dev.tsv",)),
-        _sentence("mr", "mr", SENTIMENT, "{s} It was {label} .", "label-tsv", ("0", "1"), ("test.tsv",)),
-        _sentence("mpqa", "mpqa", SENTIMENT, "{s} It was {label} .", "label-tsv", ("0", "1"), ("test.tsv",)),
-        _sentence("subj", "subj", {"0": "subjective", "1": "objective"}, "{s} It was {label} .",
+        _sentence("sst-2", SENTIMENT, "{s} It was {label} .", "glue-tsv", ("0", "1"), ("dev.tsv",)),
+        _sentence("mr", SENTIMENT, "{s} It was {label} .", "label-tsv", ("0", "1"), ("test.tsv",)),
+        _sentence("mpqa", SENTIMENT, "{s} It was {label} .", "label-tsv", ("0", "1"), ("test.tsv",)),
+        _sentence("subj", {"0": "subjective", "1": "objective"}, "{s} It was {label} .",
                   "label-tsv", ("0", "1"), ("test.tsv",)),
-        _sentence("trec", "trec", TREC_WORDS, "{s} It was {label} .", "label-tsv",
+        _sentence("trec", TREC_WORDS, "{s} It was {label} .", "label-tsv",
                   tuple(TREC_WORDS), ("test.tsv",)),
         Task(
-            name="mnli", folder="MNLI", format="glue-tsv", text_columns=("sentence1", "sentence2"),
+            name="mnli", format="glue-tsv", text_columns=("sentence1", "sentence2"),
             label_column="gold_label", labels=("contradiction", "entailment", "neutral"),
             template="{a} ? <mask> , {b}",
             label_words={"contradiction": "No", "entailment": "Yes", "neutral": "Maybe"},
             test_files=("dev_matched.tsv", "dev_mismatched.tsv"),
         ),
         Task(
-            name="mrpc", folder="MRPC", format="glue-tsv", text_columns=("#1 String", "#2 String"),
+            name="mrpc", format="glue-tsv", text_columns=("#1 String", "#2 String"),
             label_column="Quality", labels=("0", "1"), template="{a} ? <mask> , {b}",
             label_words={"0": "No", "1": "Yes"}, gpt2_template="{a} {b} They are {label} .",
             metric="acc_and_f1",
         ),
         Task(
-            name="qnli", folder="QNLI", format="glue-tsv", text_columns=("question", "sentence"),
+            name="qnli", format="glue-tsv", text_columns=("question", "sentence"),
             label_column="label", labels=("entailment", "not_entailment"), template="{a} ? <mask> , {b}",
             label_words={"entailment": "Yes", "not_entailment": "No"},
             gpt2_template="{a} {b} They are {label} .",
         ),
         Task(
-            name="qqp", folder="QQP", format="glue-tsv", text_columns=("question1", "question2"),
+            name="qqp", format="glue-tsv", text_columns=("question1", "question2"),
             label_column="is_duplicate", labels=("0", "1"), template="{a} <mask> , {b}",
             label_words={"0": "No", "1": "Yes"}, metric="acc_and_f1",
         ),
         Task(
-            name="rte", folder="RTE", format="glue-tsv", text_columns=("sentence1", "sentence2"),
+            name="rte", format="glue-tsv", text_columns=("sentence1", "sentence2"),
             label_column="label", labels=("entailment", "not_entailment"), template="{a} ? <mask> , {b}",
             label_words={"entailment": "Yes", "not_entailment": "No"},
             gpt2_template="{a} {b} They are {label} .",

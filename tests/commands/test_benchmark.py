@@ -113,6 +113,8 @@ def test_the_subcommand_writes_json_lines_with_a_real_peak_rss(tmp_path):
     assert [row["method"] for row in rows] == ["full", "late_prompt"]
     assert all(row["peak_mem_mib"] > 50 for row in rows)  # a whole Python process with torch
     assert "| full |" in done.stdout
+    # Not pages of AllenNLP's parameter log: only the progress lines and the table.
+    assert "allennlp.common.params" not in done.stderr, done.stderr[-2000:]
 
 
 def test_peak_rss_is_the_child_process_own_peak():

@@ -75,3 +75,20 @@ def test_an_archive_whose_backbone_differs_from_model_name_is_refused(tiny_model
     with pytest.raises(ConfigurationError, match="differs from the one"):
         slim_archive(str(tampered), str(tmp_path / "slim.tar.gz"))
     assert not (tmp_path / "slim.tar.gz").exists()
+
+
+def test_the_subcommand_says_what_it_wrote(tmp_path):
+    import subprocess
+    import sys
+
+    from config_swap import ROOT
+
+    legacy = os.path.join(ROOT, "tests", "fixtures", "legacy_archives")
+    slim = tmp_path / "slim.tar.gz"
+    done = subprocess.run(
+        [sys.executable, "-m", "allennlp", "lpt-slim-archive", os.path.join(legacy, "verbalizer-roberta.tar.gz"),
+         str(slim)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"wrote {slim}: " in done.stdout and "MiB (the full archive" in done.stdout

@@ -94,3 +94,6 @@ def test_the_subcommand(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for seed in (13, 21, 42, 87, 100):  # the default seeds
         assert len(rows(tmp_path / "out" / "sst-2" / f"10-{seed}" / "train.tsv")) == 11
+        # It says what it wrote, where, and how big.
+        train = tmp_path / "out" / "sst-2" / f"10-{seed}" / "train.tsv"
+        assert f"wrote {train}: 10 examples, " in done.stdout and "KiB" in done.stdout

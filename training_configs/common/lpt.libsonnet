@@ -49,11 +49,13 @@
     generator: { type: generator },
   } + extra,
 
-  // ---- the paper's experiments (LPT_SPEC sections 5 to 7) ---------------------------------
+  // ---- the paper's experiments (docs/METHOD.md, training_configs/README.md) -----------------
   // Where the data is read from, unless -o overrides train/validation/test_data_path:
   //   full data: data/original/TASK/{train,dev}.tsv, test = the task's test file there
   //   few-shot:  data/k-shot/TASK/K-SEED/{train,dev}.tsv (written by `allennlp lpt-few-shot`),
   //              test = the task's test file in data/original/TASK/
+  // testFile and metric mirror allennlp_lpt/data/tasks.py (test_files[0], metric), the source;
+  // tests/test_training_configs.py checks that they agree.
   testFile:: { 'sst-2': 'dev.tsv', mnli: 'dev_matched.tsv', mrpc: 'dev.tsv', qnli: 'dev.tsv',
                qqp: 'dev.tsv', rte: 'dev.tsv', mr: 'test.tsv', mpqa: 'test.tsv', subj: 'test.tsv',
                trec: 'test.tsv' },

@@ -1,3 +1,3 @@
-// gpt2-large, QNLI, full-data: the paper's recipe (LPT_SPEC sections 5 to 7).
+// gpt2-large, QNLI, full-data: the paper's recipe (docs/METHOD.md).
 // Data paths and overrides: training_configs/README.md.
 (import '../common/lpt.libsonnet').experiment('gpt2-large', 'qnli', 'full-data')

@@ -1,3 +1,3 @@
-// roberta-large, MR, full-data: the paper's recipe (LPT_SPEC sections 5 to 7).
+// roberta-large, MR, full-data: the paper's recipe (docs/METHOD.md).
 // Data paths and overrides: training_configs/README.md.
 (import '../common/lpt.libsonnet').experiment('roberta-large', 'mr', 'full-data')
