@@ -68,9 +68,6 @@ def test_a_failing_method_becomes_an_error_row_and_the_others_still_run(monkeypa
     rows = run(Settings(size="tiny", batch_size=2, length=8, steps=1, warmup=1,
                         methods=("full", "lora", "late_prompt")), progress=messages.append)
     assert [row["method"] for row in rows] == ["full", "lora", "late_prompt"]
-    # A method that crashed would be an error row in its place: there must be none.
-    assert not [row for row in rows if "error" in row], [row.get("error") for row in rows]
-    assert all(row["step_ms"] > 0 for row in rows)
     assert rows[1]["error"] == "failed: RuntimeError: CUDA out of memory"
     assert "step_ms" in rows[2] and rows[2]["speedup_vs_full"] > 0
     assert any("Traceback" in message for message in messages)

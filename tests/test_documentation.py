@@ -1,0 +1,43 @@
+"""The repository stands alone: its documentation cites nothing outside it, and every document
+it points a reader to exists."""
+import os
+import re
+import subprocess
+
+from config_swap import ROOT
+
+
+def tracked_text_files():
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for path in listed.stdout.splitlines():
+        if path.endswith((".py", ".md", ".jsonnet", ".libsonnet", ".sh", ".txt")) or path == "Makefile":
+            if os.path.isfile(os.path.join(ROOT, path)):
+                yield path
+
+
+def test_nothing_cites_the_specification_kept_outside_the_repository():
+    # This file names the spec once, to look for it.
+    citing = [path for path in tracked_text_files()
+              if path != "tests/test_documentation.py"
+              and "LPT_SPEC" in open(os.path.join(ROOT, path), encoding="utf-8").read()]
+    assert not citing, citing
+
+
+def test_every_document_the_repository_points_to_exists():
+    pointer = re.compile(r"(?<![\w./-])((?:docs|training_configs)/[\w./-]+\.md)")
+    missing = set()
+    for path in tracked_text_files():
+        for target in pointer.findall(open(os.path.join(ROOT, path), encoding="utf-8").read()):
+            if not os.path.isfile(os.path.join(ROOT, target)):
+                missing.add((path, target))
+    assert not missing, sorted(missing)
+
+
+def test_the_method_and_the_hyperparameters_are_documented():
+    method = open(os.path.join(ROOT, "docs", "METHOD.md"), encoding="utf-8").read()
+    for deviation in ("GPT-2's pooling range", "N(0, 0.02)", "embedding dropout", "generator's dropout"):
+        assert deviation in method, deviation
+    table = open(os.path.join(ROOT, "training_configs", "README.md"), encoding="utf-8").read()
+    for row in ("| layers; prompt layer k | 24; 12 | 36; 18 |", "| learning rate | 1e-3 | 5e-4 |",
+                "| batch size | 32 | 8 x gradient accumulation 4 |"):
+        assert row in table, row
