@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from allennlp.common import Params
 
 from config_swap import CONFIGS, ROOT, tiny_config
 
@@ -23,6 +24,49 @@ def _config(tiny_models, tmp_path, marker):
     out = tmp_path / "config.json"
     out.write_text(json.dumps(config))
     return str(out)
+
+
+def _shipped_loaders_config(tiny_models, tmp_path, marker, name, kill_epoch, kill_batch, family="roberta"):
+    """A shipped config with its own data loaders (bucket sampler, shuffled training batches,
+    unshuffled validation), only smaller batches so that an epoch has several."""
+    path = tiny_config(os.path.join(CONFIGS, name), tiny_models, str(tmp_path), family=family, epochs=3)
+    config = json.load(open(path))
+    shipped = Params.from_file(os.path.join(CONFIGS, name)).as_dict(quiet=True)
+    config["data_loader"] = shipped["data_loader"]
+    config["data_loader"]["batch_sampler"]["batch_size"] = 2
+    if "batches_per_epoch" in config["data_loader"]:  # few-shot: epochs cut across the shuffles
+        config["data_loader"]["batches_per_epoch"] = 3
+    config["validation_data_loader"] = shipped["validation_data_loader"]
+    config["validation_data_loader"]["batch_sampler"]["batch_size"] = 4
+    config["trainer"]["num_gradient_accumulation_steps"] = 1
+    config["trainer"]["callbacks"].append(
+        {"type": "test_kill_once", "marker": str(marker), "epoch": kill_epoch, "batch": kill_batch})
+    out = tmp_path / "config.json"
+    out.write_text(json.dumps(config))
+    return str(out)
+
+
+@pytest.mark.parametrize("name,family,kill_epoch,kill_batch", [
+    ("quickstart.jsonnet", "roberta", 1, 3),   # mid-epoch: recovers from the end of epoch 0
+    ("quickstart.jsonnet", "roberta", 2, 1),   # recovers from the end of epoch 1
+    ("roberta-large/sst-2_full-data.jsonnet", "roberta", 1, 2),
+    ("roberta-large/sst-2_few-shot.jsonnet", "roberta", 2, 2),
+    ("gpt2-large/sst-2_full-data.jsonnet", "gpt2", 1, 1),
+])
+def test_a_shipped_config_with_its_bucket_sampler_recovers_exactly(tiny_models, tmp_path, name, family,
+                                                                    kill_epoch, kill_batch):
+    """The shipped configs' own loaders (bucket sampler, shuffled training, unshuffled but
+    noise-drawing validation), killed with SIGKILL and recovered with --recover: every final
+    metric equals the uninterrupted run's, the test metric of the best checkpoint included."""
+    marker = tmp_path / "killed"
+    config = _shipped_loaders_config(tiny_models, tmp_path, marker, name, kill_epoch, kill_batch, family)
+    killed = _train(config, tmp_path / "interrupted")
+    assert killed.returncode == -9 and marker.exists(), killed.stderr[-2000:]
+    recovered = _train(config, tmp_path / "interrupted", "--recover")
+    assert recovered.returncode == 0, recovered.stderr[-3000:]
+    straight = _train(config, tmp_path / "straight")  # the marker exists: no kill
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    assert _metrics(tmp_path / "interrupted") == _metrics(tmp_path / "straight")
 
 
 def _train(config, directory, *extra):

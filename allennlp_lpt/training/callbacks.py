@@ -1,5 +1,8 @@
-from typing import Any, Dict
+import os
+import random
+from typing import Any, Dict, Optional, Tuple
 
+import numpy
 import torch
 from allennlp.training.callbacks.callback import TrainerCallback
 
@@ -7,17 +10,71 @@ from allennlp.training.callbacks.callback import TrainerCallback
 @TrainerCallback.register("lpt_rng_state")
 class RngStateCallback(TrainerCallback):
     """
-    Saves PyTorch's random states in every checkpoint and restores them with `--recover`, so a
-    run killed and recovered drops out exactly as an uninterrupted run would.
+    Makes a run killed and restarted with `--recover` end exactly where an uninterrupted run
+    ends: the same batches in the same order, the same dropout draws.
 
-    On recovery AllenNLP replays the training data loading of the epochs already done (so
-    Python's and NumPy's random states, which shuffling uses, end up where they were, provided
-    the validation loader does not shuffle: the replay skips validation), but not the forward
-    passes, whose dropout draws from PyTorch's generator: that state is what this callback
-    carries. It is stored as tensors, which `torch.load(weights_only=True)` accepts.
+    On recovery AllenNLP replays the data loading of the epochs already done, so that the random
+    states the data pipeline uses (Python's and NumPy's: the bucket sampler's shuffle and
+    padding noise) advance as they did. Two things break that, and this callback mends both:
+
+    - **Validation draws too.** AllenNLP's bucket sampler draws from Python's generator for every
+      validation instance, even unshuffled, while the replay skips validation. So the states
+      that Python's and NumPy's generators had after the last training batch of an epoch are put
+      back once the epoch's validation is done: validation then leaves no trace, in the
+      uninterrupted run as in the replay.
+    - **The forward passes are not replayed**, and dropout draws from PyTorch's generator: its
+      state is saved in every checkpoint and restored with it, as tensors, which
+      `torch.load(weights_only=True)` accepts.
+    - **The best model is forgotten.** AllenNLP 2.10 saves an epoch's checkpoint before it notes
+      that the epoch was the best so far, so a run recovered from that checkpoint ends by testing
+      (`evaluate_on_test`) its last weights instead of the best. On a recovered start the best
+      weights saved by the earlier session (`best.th`) are named the best model again.
 
     Registered as a `TrainerCallback` with name "lpt_rng_state".
     """
+
+    def __init__(self, serialization_dir: str) -> None:
+        super().__init__(serialization_dir)
+        self._after_training: Optional[Tuple[Any, Any]] = None
+
+    def on_start(self, trainer: Any, is_primary: bool = True, **kwargs: Any) -> None:
+        recovered = getattr(trainer, "_start_after_epochs_completed", 0) > 0
+        best = os.path.join(self.serialization_dir, "best.th")
+        tracker = getattr(trainer, "_metric_tracker", None)
+        if recovered and getattr(trainer, "_best_model_filename", "") is None and os.path.isfile(best) \
+                and tracker is not None and tracker.best_epoch is not None:
+            trainer._best_model_filename = best
+
+    def on_batch(
+        self,
+        trainer: Any,
+        batch_inputs: Any,
+        batch_outputs: Any,
+        batch_metrics: Dict[str, Any],
+        epoch: int,
+        batch_number: int,
+        is_training: bool,
+        is_primary: bool = True,
+        batch_grad_norm: Optional[float] = None,
+        **kwargs: Any,
+    ) -> None:
+        if is_training:
+            self._after_training = (random.getstate(), numpy.random.get_state())
+
+    def on_epoch(
+        self,
+        trainer: Any,
+        metrics: Dict[str, Any],
+        epoch: int,
+        is_primary: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        # Called after the epoch's validation: undo the draws validation made.
+        if self._after_training is not None:
+            python_state, numpy_state = self._after_training
+            random.setstate(python_state)
+            numpy.random.set_state(numpy_state)
+            self._after_training = None
 
     def state_dict(self) -> Dict[str, Any]:
         state: Dict[str, Any] = {"torch": torch.get_rng_state()}
