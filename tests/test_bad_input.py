@@ -34,7 +34,10 @@ def _models(tiny_models, tmp_path):
 
 def _bad_rows(tmp_path, content):
     path = tmp_path / "bad.tsv"
-    path.write_text(content)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
     return str(path)
 
 
@@ -63,11 +66,23 @@ CASES = {
     "unknown task": (VERBALIZER, lambda c, m, t: _set(c, ("dataset_reader", "task"), "cola"),
                      r"dataset_reader.task='cola' is not a known task: use one of sst-2"),
     "row with a missing column": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\ngood\t1\nno label here\n")),
-                                  r"bad.tsv:3: the row has 1 column\(s\)"),
+                                  r"bad.tsv:3: the row has 1 column\(s\), the header has 2"),
     "row with an empty text": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\n\t1\n")),
                                r"bad.tsv:2: the row has an empty text"),
     "row with an unknown label": (VERBALIZER, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\ngood\t3\n")),
                                   r"bad.tsv:2: the row has the label '3', which is not one of \['0', '1'\]"),
+    "label outside the quickstart's label set": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\ngood\t1\nbad\t2\n")),
+                                                 r"bad.tsv:3: the row has the label '2', which is not one of \['0', '1'\]"),
+    "empty file": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "")),
+                   r"bad.tsv: no instances: it is empty"),
+    "header and no rows": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\n")),
+                           r"bad.tsv: no instances: it has a header and no rows"),
+    "row with an extra column": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "sentence\tlabel\ngood\t1\tmore\n")),
+                                 r"bad.tsv:2: the row has 3 column\(s\), the header has 2"),
+    "bytes that are not UTF-8": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, b"sentence\tlabel\ngood\t1\ncaf\xe9\t1\n")),
+                                 r"bad.tsv:3: the line is not UTF-8 \(byte 0xe9 at column 4\)"),
+    "data file that does not exist": (QUICKSTART, lambda c, m, t: _set(c, ("validation_data_path",), str(t / "no-such.tsv")),
+                                      r"validation_data_path='.*no-such.tsv': no such file"),
     "header without the columns": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "text\tgold\ngood\t1\n")),
                                    r"bad.tsv:1: the header .* lacks the column"),
     "input that cannot fit": (VERBALIZER, lambda c, m, t: _set(c, ("dataset_reader", "max_length"), 6),

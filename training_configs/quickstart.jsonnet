@@ -14,7 +14,8 @@ local model = 'sentence-transformers/all-MiniLM-L6-v2';
 local prompt_layer = 3;
 
 {
-  dataset_reader: lpt.reader(model, max_length=128),
+  // SST-2's labels: 0 (negative) and 1 (positive); any other label in a file is an error.
+  dataset_reader: lpt.reader(model, max_length=128, labels=['0', '1']),
   train_data_path: root + '/demo_data/sst2_style/train.tsv',
   validation_data_path: root + '/demo_data/sst2_style/dev.tsv',
   model: {

@@ -134,3 +134,39 @@ def test_qqp_has_no_gpt2_template(tiny_models):
 def test_label_placeholder_is_only_for_gpt2(tiny_models):
     with pytest.raises(ConfigurationError, match="label"):
         reader(tiny_models["roberta"], task="sst-2", template="{s} It was {label} .")
+
+
+def test_a_byte_order_mark_is_accepted(tiny_models, tmp_path):
+    from allennlp.data import DatasetReader
+    from allennlp.common import Params
+
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffsentence\tlabel\ngood fun\t1\n".encode("utf-8"))
+    reader = DatasetReader.from_params(Params({"type": "lpt_tsv", "model_name": tiny_models["roberta"]}))
+    instances = list(reader.read(str(path)))
+    assert [instance["label"].label for instance in instances] == ["1"]
+
+
+def test_skip_invalid_with_nothing_valid_left_is_an_error(tiny_models, tmp_path):
+    from allennlp.common import Params
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.data import DatasetReader
+
+    path = tmp_path / "bad.tsv"
+    path.write_text("sentence\tlabel\n\t1\nx\t\n")
+    reader = DatasetReader.from_params(Params({"type": "lpt_tsv", "model_name": tiny_models["roberta"],
+                                               "skip_invalid": True}))
+    with pytest.raises(ConfigurationError, match=r"bad.tsv: no instances: all 2 row\(s\) were invalid"):
+        list(reader.read(str(path)))
+
+
+def test_instances_for_prediction_follow_the_training_rules(tiny_models):
+    from allennlp.common import Params
+    from allennlp.data import DatasetReader
+
+    reader = DatasetReader.from_params(Params({"type": "lpt_tsv", "model_name": tiny_models["roberta"],
+                                               "labels": ["0", "1"]}))
+    with pytest.raises(ValueError, match="the text for 'sentence' is empty"):
+        reader.text_to_instance("   ")
+    with pytest.raises(ValueError, match=r"the label '2' is not one of \['0', '1'\]"):
+        reader.text_to_instance("good", label="2")

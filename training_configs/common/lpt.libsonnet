@@ -27,12 +27,14 @@
     callbacks: [{ type: 'lpt_rng_state' }],
   },
 
-  reader(model_name, template=null, text_columns=['sentence'], max_length=512):: {
+  // `labels`: the label set, where it is known; a row with another label is then an error.
+  reader(model_name, template=null, text_columns=['sentence'], max_length=512, labels=null):: {
     type: 'lpt_tsv',
     model_name: model_name,
     text_columns: text_columns,
     [if template != null then 'template']: template,
     max_length: max_length,
+    [if labels != null then 'labels']: labels,
   },
 
   // The frozen lower layers (embedder) and the generator plus upper layers (encoder).

@@ -1,6 +1,7 @@
-import csv
 import logging
-from typing import Dict, Iterable, List, Optional
+import os
+import sys
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.file_utils import cached_path
@@ -16,6 +17,37 @@ from allennlp_lpt.data.templates import InputEncoder, TemplateError
 logger = logging.getLogger(__name__)
 
 FORMATS = ("glue-tsv", "label-tsv")
+COMMAND_INPUTS = {"evaluate": "input_file", "predict": "input_file"}
+
+
+def missing_file_message(file_path: str) -> str:
+    """
+    Which config key (or command-line argument) named `file_path`, found among the callers'
+    arguments: AllenNLP reads the data files of `train_data_path`, `validation_data_path` and
+    `test_data_path` on the reader's behalf without telling it which one it reads.
+    """
+    key = None
+    frame = sys._getframe(1)
+    while frame is not None and key is None:
+        for name, value in frame.f_locals.items():
+            if name.endswith("_data_path") and value == file_path:
+                key = name
+                break
+            if name == "args" and getattr(value, "input_file", None) == file_path:
+                key = "the input file argument"
+                break
+        frame = frame.f_back  # type: ignore[assignment]
+    where = f"{key}={file_path!r}" if key and key.endswith("_data_path") else (
+        f"{key} {file_path!r}" if key else f"{file_path!r} (a data path of the config or a command's input file)"
+    )
+    return (
+        f"{where}: no such file (relative paths are read from {os.getcwd()}). Fix the path in "
+        f"the config or override it, e.g. -o '{{\"{key if key and key.endswith('_data_path') else 'train_data_path'}\": \"path/to/file.tsv\"}}'."
+    )
+
+
+def _has_content(reader: "TsvClassificationReader", file_path: str) -> bool:
+    return any(text.strip() for _, text in reader._lines(file_path))
 
 
 @DatasetReader.register("lpt_tsv")
@@ -111,45 +143,73 @@ class TsvClassificationReader(DatasetReader):
             "tokens": PretrainedTransformerIndexer(resolve_model_name(model_name))
         }
 
-    def _rows(self, file_path: str) -> Iterable[tuple]:
-        """Yields (line number, {text column: text}, label) for every data row."""
-        with open(cached_path(file_path), newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-            if self.format == "glue-tsv":
-                header = next(reader, None)
-                if header is None:
-                    return
-                missing = [c for c in self.text_columns + [self.label_column] if c not in header]
-                if missing:
+    def _lines(self, file_path: str) -> Iterator[Tuple[int, str]]:
+        """(line number, text) of every line, decoded as UTF-8 (a leading BOM is dropped)."""
+        try:
+            resolved = cached_path(file_path)
+        except FileNotFoundError as error:
+            raise ConfigurationError(missing_file_message(file_path)) from error
+        with open(resolved, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
                     raise ConfigurationError(
-                        f"{file_path}:1: the header {header} lacks the column(s) {missing} "
-                        f"(dataset_reader.text_columns / label_column)."
-                    )
-                positions = [header.index(c) for c in self.text_columns]
-                label_position = header.index(self.label_column)
-            else:
-                positions, label_position = [1], 0
-            for row in reader:
-                line = reader.line_num
-                if not row or row == [""]:
-                    continue
-                needed = max(positions + [label_position])
-                if len(row) <= needed:
-                    yield line, None, f"has {len(row)} column(s), expected at least {needed + 1}"
-                    continue
-                texts = {c: row[p] for c, p in zip(self.text_columns, positions)}
-                yield line, texts, row[label_position]
+                        f"{file_path}:{number}: the line is not UTF-8 (byte {raw[error.start]:#04x} "
+                        f"at column {error.start + 1}). Save the file as UTF-8."
+                    ) from None
+                if number == 1 and text.startswith("\ufeff"):
+                    text = text[1:]  # a byte-order mark, as some editors write
+                yield number, text.rstrip("\r\n")
+
+    def _rows(self, file_path: str) -> Iterable[tuple]:
+        """Yields (line number, {text column: text}, label), or (line number, None, problem),
+        for every data row."""
+        lines = self._lines(file_path)
+        if self.format == "glue-tsv":
+            first = next(lines, None)
+            if first is None:
+                return
+            header = first[1].split("\t")
+            missing = [c for c in self.text_columns + [self.label_column] if c not in header]
+            if missing:
+                raise ConfigurationError(
+                    f"{file_path}:1: the header {header} lacks the column(s) {missing} "
+                    f"(dataset_reader.text_columns / label_column)."
+                )
+            positions = [header.index(c) for c in self.text_columns]
+            label_position = header.index(self.label_column)
+            width = len(header)
+        else:
+            positions, label_position, width = [1], 0, 2
+        for line, text in lines:
+            if not text.strip():
+                continue
+            row = text.split("\t")
+            if len(row) != width:
+                expected = f"the header has {width}" if self.format == "glue-tsv" else "expected 2 (label<TAB>text)"
+                yield line, None, (
+                    f"has {len(row)} column(s), {expected} (a tab inside a text, or a missing or "
+                    f"extra field)"
+                )
+                continue
+            texts = {c: row[p] for c, p in zip(self.text_columns, positions)}
+            yield line, texts, row[label_position]
 
     def _read(self, file_path: str) -> Iterable[Instance]:
         skipped = 0
+        read = 0
         for line, texts, label in self._rows(file_path):
             problem = label if texts is None else self._row_problem(texts, label)
             if problem is None:
                 try:
-                    yield self.text_to_instance(*texts.values(), label=label)  # type: ignore
-                    continue
+                    instance = self.text_to_instance(*texts.values(), label=label)  # type: ignore
                 except TemplateError as error:
                     problem = str(error)
+                else:
+                    read += 1
+                    yield instance
+                    continue
             if not self.skip_invalid:
                 raise ConfigurationError(
                     f"{file_path}:{line}: the row {problem}. Fix the row, or set "
@@ -158,6 +218,11 @@ class TsvClassificationReader(DatasetReader):
             skipped += 1
         if skipped:
             logger.warning("Skipped %d invalid row(s) of %s (skip_invalid is set).", skipped, file_path)
+        if read == 0:
+            why = f"all {skipped} row(s) were invalid and skipped" if skipped else (
+                "it has a header and no rows" if self.format == "glue-tsv" and _has_content(self, file_path)
+                else "it is empty")
+            raise ConfigurationError(f"{file_path}: no instances: {why}. Give a file with examples.")
 
     def _row_problem(self, texts: Dict[str, str], label: str) -> Optional[str]:
         for column, text in texts.items():
@@ -186,6 +251,12 @@ class TsvClassificationReader(DatasetReader):
                 f"this reader expects {len(self.placeholder_names)} text(s) per instance "
                 f"(text_columns={self.text_columns}), got {len(given)}"
             )
+        # The rules of training data hold for every instance, predictions' included.
+        for column, text in zip(self.text_columns, given):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"the text for {column!r} is empty or not a string: {text!r}")
+        if label is not None and self.labels is not None and str(label) not in self.labels:
+            raise ValueError(f"the label {label!r} is not one of {self.labels}")
         encoded = self.encoder.encode(dict(zip(self.placeholder_names, given)))
         tokens = [
             Token(text=text, text_id=token_id, type_id=type_id)
