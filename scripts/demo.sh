@@ -17,15 +17,13 @@ PY
 input=$(mktemp)
 echo '{"sentence": "a warm , funny and beautifully made film ."}' > "$input"
 echo "== Prediction for: $(cat "$input")"
-allennlp predict "$out/model.tar.gz" "$input" --silent --output-file "$out/prediction.jsonl" \
-  > /dev/null 2>&1
-python - "$out/prediction.jsonl" "$out/model.tar.gz" <<'PY'
-import json, sys, tarfile
+allennlp predict "$out/model.tar.gz" "$input" --predictor lpt_classifier --silent \
+  --output-file "$out/prediction.jsonl" > /dev/null 2>&1
+python - "$out/prediction.jsonl" <<'PY'
+import json, sys
 prediction = json.loads(open(sys.argv[1]).readline())
-with tarfile.open(sys.argv[2]) as archive:  # probs are in the order of the label vocabulary
-    labels = archive.extractfile("vocabulary/labels.txt").read().decode().split()
 names = {"0": "negative", "1": "positive"}
-probs = ", ".join(f"{names[label]} {p:.3f}" for label, p in zip(labels, prediction["probs"]))
+probs = ", ".join(f"{names[label]} {p:.3f}" for label, p in sorted(prediction["class_probabilities"].items()))
 print(f"   label {prediction['label']} ({names[prediction['label']]}); probabilities: {probs}")
 PY
 rm -f "$input"

@@ -106,3 +106,22 @@ def test_bad_input_is_a_clear_configuration_error_and_leaves_nothing_half_made(t
     left = set(os.listdir(run)) if run.exists() else set()
     allowed = LEFT_BY_ALLENNLP | ({"vocabulary"} if case in AT_THE_FIRST_BATCH else set())
     assert left <= allowed, left
+
+
+def test_the_error_is_the_last_thing_a_user_sees(tiny_models, tmp_path):
+    """From the command line, the message that names the file, the line and the fix ends the
+    output: no traceback or log line after it hides it."""
+    import subprocess
+    import sys
+
+    from config_swap import ROOT
+
+    config = json.load(open(tiny_config(QUICKSTART, tiny_models, str(tmp_path), family="roberta", epochs=1)))
+    config["train_data_path"] = _bad_rows(tmp_path, "sentence\tlabel\ngood\t1\nbad\t7\n")
+    path = tmp_path / "bad_config.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run([sys.executable, "-m", "allennlp", "train", str(path), "-s", str(tmp_path / "run")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    last = [line for line in done.stderr.splitlines() if line.strip()][-1]
+    assert "bad.tsv:3: the row has the label '7', which is not one of ['0', '1']" in last, done.stderr[-2000:]

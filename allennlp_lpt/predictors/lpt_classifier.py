@@ -1,17 +1,28 @@
-from typing import List, Optional
+import json
+import sys
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from allennlp.common.util import JsonDict
 from allennlp.data import Instance
 from allennlp.predictors.predictor import Predictor
 
 
+class InputLineError(ValueError):
+    """A line of a prediction input that the training reader's rules refuse."""
+
+
 @Predictor.register("lpt_classifier")
 class LatePromptClassifierPredictor(Predictor):
     """
-    Predicts with a `late_prompt_classifier` archive (its default predictor). Accepts JSON lines
+    Predicts with a late-prompt archive: `late_prompt_classifier` (its default predictor) or
+    `basic_classifier` (`allennlp predict ... --predictor lpt_classifier`). Accepts JSON lines
     `{"sentence": "..."}` or, for pair tasks, `{"sentence1": "...", "sentence2": "..."}`, and
-    returns `label`, `label_word` and `class_probabilities` (label -> probability) besides the
-    model's logits.
+    returns `label`, `class_probabilities` (label -> probability) and, for the verbalizer,
+    `label_word`, besides the model's logits.
+
+    Each line must pass the training reader's rules (e.g. no empty text). With `allennlp
+    predict`, the whole input file is checked before anything is predicted, so a bad line stops
+    the command with its line number and no partial output.
 
     Registered as a `Predictor` with name "lpt_classifier".
     """
@@ -23,6 +34,8 @@ class LatePromptClassifierPredictor(Predictor):
 
     def _json_to_instance(self, json_dict: JsonDict) -> Instance:
         texts: List[str]
+        if not isinstance(json_dict, dict):
+            raise ValueError(f"expected a JSON object, got {json.dumps(json_dict)[:80]}")
         if "sentence" in json_dict:
             texts = [json_dict["sentence"]]
         elif "sentence1" in json_dict and "sentence2" in json_dict:
@@ -33,3 +46,69 @@ class LatePromptClassifierPredictor(Predictor):
                 f"keys {sorted(json_dict)}"
             )
         return self._dataset_reader.text_to_instance(*texts)  # type: ignore[call-arg]
+
+    def load_line(self, line: str) -> JsonDict:
+        """
+        Parses one input line. The first call, under `allennlp predict`, checks the whole input
+        file first (see the class docstring); errors name the file and line.
+        """
+        if not getattr(self, "_input_checked", False):
+            self._input_checked = True
+            input_file = _predict_input_file()
+            if input_file is not None:
+                self._check_input_file(input_file)
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputLineError(f"an input line is not JSON ({error}): {line.strip()[:80]!r}") from None
+
+    def _check_input_file(self, input_file: str) -> None:
+        for number, line in _numbered_lines(input_file):
+            try:
+                parsed = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputLineError(
+                    f"{input_file}:{number}: the line is not JSON ({error.msg} at column "
+                    f"{error.colno}): {line.strip()[:80]!r}. Give one JSON object per line."
+                ) from None
+            try:
+                self._json_to_instance(parsed)
+            except ValueError as error:
+                raise InputLineError(f"{input_file}:{number}: {error}") from None
+
+    def predict_instance(self, instance: Instance) -> JsonDict:
+        return self._with_labels(super().predict_instance(instance))
+
+    def predict_batch_instance(self, instances: List[Instance]) -> List[JsonDict]:
+        return [self._with_labels(output) for output in super().predict_batch_instance(instances)]
+
+    def _with_labels(self, output: Dict[str, Any]) -> Dict[str, Any]:
+        """`class_probabilities` (label -> probability) where the model gives only `probs`."""
+        if "class_probabilities" not in output and "probs" in output:
+            namespace = getattr(self._model, "_label_namespace", "labels")
+            names = self._model.vocab.get_index_to_token_vocabulary(namespace)
+            output["class_probabilities"] = {names[i]: p for i, p in enumerate(output["probs"])}
+        return output
+
+
+def _numbered_lines(path: str) -> Iterator[Tuple[int, str]]:
+    """(line number, line) of the non-blank lines, as `allennlp predict` reads them."""
+    from allennlp.common.file_utils import cached_path
+
+    with open(cached_path(path)) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.isspace():
+                yield number, line
+
+
+def _predict_input_file() -> Optional[str]:
+    """The input file of the running `allennlp predict`, found on the call stack (AllenNLP hands
+    the predictor one line at a time, without its number); None elsewhere or for stdin."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        manager = frame.f_locals.get("self")
+        path = getattr(manager, "_input_file", None)
+        if type(manager).__name__ == "_PredictManager" and isinstance(path, str):
+            return None if path == "-" else path
+        frame = frame.f_back  # type: ignore[assignment]
+    return None

@@ -58,3 +58,50 @@ def test_mrpc_metric_is_mean_of_accuracy_and_f1(archives):
     assert metrics["accuracy"] == pytest.approx(accuracy)
     assert metrics["f1"] == pytest.approx(f1)
     assert metrics["acc_and_f1"] == pytest.approx((accuracy + f1) / 2)
+
+
+LEGACY = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "legacy_archives")
+
+
+def _predict(archive, lines, tmp_path, *extra):
+    import subprocess
+    import sys
+
+    from config_swap import ROOT
+
+    source = tmp_path / "input.jsonl"
+    source.write_text(lines)
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "allennlp", "predict", os.path.join(LEGACY, archive), str(source),
+         "--output-file", str(out), "--silent", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    return done, source, out
+
+
+@pytest.mark.parametrize("lines,message", [
+    ('{"sentence": "good"}\n\n{"sentence": "fine"\n', r"input.jsonl:3: the line is not JSON"),
+    ('{"sentence": "good"}\n{"sentence": "  "}\n', r"input.jsonl:2: the text for 'sentence' is empty"),
+    ('{"sentence": "good"}\n{"text": "good"}\n', r"input.jsonl:2: expected \{'sentence': ...\}"),
+])
+def test_a_bad_input_line_is_named_last_and_nothing_is_predicted(tmp_path, lines, message):
+    import re
+
+    done, source, out = _predict("verbalizer-roberta.tar.gz", lines, tmp_path)
+    assert done.returncode != 0
+    last = [line for line in done.stderr.splitlines() if line.strip()][-1]
+    assert re.search(message, last), done.stderr[-2000:]
+    assert not out.exists() or out.read_text() == ""  # no partial output before the error
+
+
+def test_basic_classifier_archives_get_labelled_probabilities(tmp_path):
+    import json
+
+    done, _, out = _predict("basic-roberta.tar.gz", '{"sentence": "good"}\n', tmp_path,
+                            "--predictor", "lpt_classifier")
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = json.loads(out.read_text().splitlines()[0])
+    probabilities = output["class_probabilities"]
+    assert set(probabilities) == {"0", "1"}
+    assert max(probabilities, key=probabilities.get) == output["label"]
