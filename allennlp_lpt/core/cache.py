@@ -7,16 +7,26 @@ Entries are keyed by a digest of the namespace (model, prompt layer, a fingerpri
 lower layers' weights, storage dtype) and the example's own token and type ids: a changed text,
 model or prompt layer can never hit a stale entry. Entries live in memory up to a budget, then
 on disk (one file each) when a directory is given; past both, new states are simply not stored.
+A file on disk holds its states with a digest of them; a file that does not load (damaged,
+truncated, a pickle that weights-only loading refuses), whose digest or shape does not match,
+is never used: it is removed and its states are computed again, with one warning naming it.
 """
 import hashlib
 import logging
 import os
 from collections import OrderedDict
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
 logger = logging.getLogger(__name__)
+
+
+def _digest(states: torch.Tensor) -> str:
+    """SHA-1 of a tensor's dtype, shape and bytes."""
+    digest = hashlib.sha1(f"{states.dtype}|{tuple(states.shape)}".encode())
+    digest.update(states.contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def weights_fingerprint(module: torch.nn.Module) -> str:
@@ -79,18 +89,51 @@ class LowerStateCache:
         assert self.directory is not None
         return os.path.join(self.directory, key[:2], key + ".pt")
 
-    def get(self, key: str) -> Optional[torch.Tensor]:
-        """The stored `(length, hidden)` states, or None."""
+    def get(
+        self, key: str, *, length: Optional[int] = None, hidden_size: Optional[int] = None
+    ) -> Optional[torch.Tensor]:
+        """
+        The stored `(length, hidden_size)` states, or None (then the caller computes them).
+
+        # Parameters
+
+        key : `str`
+        length, hidden_size : `int`, optional
+            The shape the states must have; a disk entry of another shape is not used.
+        """
         states = self._memory.get(key)
         if states is None and self.directory is not None:
             path = self._path(key)
             if os.path.exists(path):
-                states = torch.load(path, weights_only=True)
+                states = self._load_verified(path, (length, hidden_size))
         if states is None:
             self.misses += 1
         else:
             self.hits += 1
         return states
+
+    def _load_verified(self, path: str, shape: Tuple[Optional[int], Optional[int]]) -> Optional[torch.Tensor]:
+        problem = None
+        try:
+            entry = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as error:  # noqa: BLE001  (any damage: the entry is recomputed)
+            problem = f"it does not load ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
+        else:
+            states = entry.get("states") if isinstance(entry, dict) else None
+            if not isinstance(states, torch.Tensor) or entry.get("sha1") != _digest(states):
+                problem = "its digest does not match its states (or it has none)"
+            elif states.dim() != 2 or any(want is not None and got != want for got, want in zip(states.shape, shape)):
+                problem = f"its states have shape {tuple(states.shape)}, not {shape}"
+            else:
+                return states
+        logger.warning(
+            "Lower-layer cache entry %s is not used: %s. Its states are computed again.", path, problem
+        )
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return None
 
     def put(self, key: str, states: torch.Tensor) -> None:
         states = states.detach().to(device="cpu", dtype=self.dtype).contiguous()
@@ -102,7 +145,8 @@ class LowerStateCache:
             path = self._path(key)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             temporary = f"{path}.{os.getpid()}.tmp"
-            torch.save(states.clone(), temporary)
+            states = states.clone()
+            torch.save({"states": states, "sha1": _digest(states)}, temporary)
             os.replace(temporary, path)  # atomic: a killed run never leaves half an entry
         elif not self._warned_full:
             logger.warning(

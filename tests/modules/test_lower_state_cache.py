@@ -137,3 +137,47 @@ def test_a_shared_cache_dir_keeps_mixed_precision_and_fp32_states_apart(tiny_mod
     assert fp32.cache.hits == 0
     namespaces = os.listdir(tmp_path)
     assert len(namespaces) == 2, namespaces
+
+
+class Payload:
+    """An arbitrary object: pickled into a cache file, weights-only loading must refuse it."""
+
+
+def _damage(path, how):
+    if how == "garbage":
+        path.write_bytes(b"\x00\x01 not a torch file")
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    elif how == "wrong shape":
+        from allennlp_lpt.core.cache import _digest
+
+        states = torch.zeros(3, 7)
+        torch.save({"states": states, "sha1": _digest(states)}, path)
+    elif how == "wrong digest":
+        entry = torch.load(path, weights_only=True)
+        torch.save({"states": entry["states"] + 1, "sha1": entry["sha1"]}, path)
+    elif how == "pickle payload":
+        torch.save({"states": Payload(), "sha1": "x"}, path)
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "wrong shape", "wrong digest", "pickle payload"])
+def test_a_damaged_disk_entry_is_recomputed_with_one_warning_naming_it(tiny_models, tmp_path, caplog, how):
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    settings = dict(cache=True, cache_memory_mb=0, cache_dir=str(tmp_path))
+    expected = embedder(tiny_models["roberta"], **settings)(ids, mask)
+    files = sorted(os.path.join(folder, name) for folder, _, names in os.walk(tmp_path) for name in names)
+    damaged = files[0]
+    _damage(__import__("pathlib").Path(damaged), how)
+    restarted = embedder(tiny_models["roberta"], **settings)
+    rows = count_stack_rows(restarted)
+    with caplog.at_level("WARNING"):
+        got = restarted(ids, mask)
+    torch.testing.assert_close(got[mask], expected[mask])
+    assert rows == [1]  # only the damaged entry's example ran the lower layers
+    warnings = [r for r in caplog.records if "is not used" in r.getMessage()]
+    assert len(warnings) == 1 and damaged in warnings[0].getMessage()
+    # Recomputed and stored again: the next read is a clean hit.
+    caplog.clear()
+    again = embedder(tiny_models["roberta"], **settings)
+    torch.testing.assert_close(again(ids, mask)[mask], expected[mask])
+    assert again.cache.hits == 4 and "is not used" not in caplog.text

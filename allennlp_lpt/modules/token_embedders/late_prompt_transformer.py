@@ -164,7 +164,11 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
             cache.key(ids_cpu[row][mask_cpu[row]], None if types_cpu is None else types_cpu[row][mask_cpu[row]])
             for row in range(token_ids.size(0))
         ]
-        found: List[Optional[torch.Tensor]] = [cache.get(key) for key in keys]
+        lengths = mask_cpu.sum(dim=1).tolist()
+        found: List[Optional[torch.Tensor]] = [
+            cache.get(key, length=length, hidden_size=self.get_output_dim())
+            for key, length in zip(keys, lengths)
+        ]
         missing = [row for row, states in enumerate(found) if states is None]
         computed_dtype = None
         if missing:
