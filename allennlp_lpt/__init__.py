@@ -4,14 +4,10 @@ allennlp-lpt: Late Prompt Tuning (Liu et al., Findings of EMNLP 2022) as AllenNL
 Importing the package registers every component, so `--include-package allennlp_lpt` and a
 `.allennlp_plugins` file listing `allennlp_lpt` both find them.
 """
-import warnings
+from allennlp_lpt import compat
 
-# Notices that no user of this package can act on, raised by AllenNLP 2.10's own code on every
-# epoch (its trainer's `torch.cuda.amp.autocast`, its `huggingface_adamw` optimizer).
-warnings.filterwarnings("ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated",
-                        category=FutureWarning)
-warnings.filterwarnings("ignore", message=r"This implementation of AdamW is deprecated",
-                        category=FutureWarning)
+# AllenNLP 2.10 defects a user would meet: see allennlp_lpt/compat.py.
+compat.apply()
 
 from allennlp_lpt import backbones, commands  # noqa: E402,F401  (families, subcommands)
 from allennlp_lpt.data.dataset_readers import TaskReader, TsvClassificationReader
