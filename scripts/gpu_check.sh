@@ -71,7 +71,7 @@ timeout 60 "$py" -m allennlp evaluate "$run/model.tar.gz" demo_data/sst2_style/d
   > "$out/evaluate.log" 2>&1
 evaluate_rc=$?
 echo '{"sentence": "a warm , funny and beautifully made film ."}' > /tmp/lpt-predict-input.jsonl
-timeout 60 "$py" -m allennlp predict "$run/model.tar.gz" /tmp/lpt-predict-input.jsonl --silent \
+timeout 60 "$py" -m allennlp predict "$run/model.tar.gz" /tmp/lpt-predict-input.jsonl --silent --predictor lpt_classifier \
   --cuda-device $cuda --output-file "$out/predict.jsonl" --include-package allennlp_lpt \
   > "$out/predict.log" 2>&1
 predict_rc=$?
