@@ -96,6 +96,20 @@ class Backbone:
         return sum(p.numel() for p in self.model.parameters())
 
 
+BACKBONE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_backbone_dtype(name: str, *, key: str = "backbone_dtype") -> torch.dtype:
+    """`"float32"`, `"bfloat16"` or `"float16"` -> the torch dtype; anything else is a
+    ConfigurationError naming the key."""
+    dtype = BACKBONE_DTYPES.get(name)
+    if dtype is None:
+        raise ConfigurationError(
+            f"{key}={name!r} is not one of {', '.join(map(repr, BACKBONE_DTYPES))}."
+        )
+    return dtype
+
+
 _LOADED: "weakref.WeakValueDictionary[BackboneSpec, Backbone]" = weakref.WeakValueDictionary()
 _LOADING = threading.Lock()
 

@@ -191,7 +191,8 @@ class LatePromptClassifier(Model):
             )
         final = self._encoder.encode_tokens(self._text_field_embedder(tokens), mask)
         at_mask = final[is_mask]  # (batch, hidden)
-        vocab_logits = self._lm_head(at_mask)  # (batch, vocab)
+        # float32 for the softmax and the loss, whatever dtype the frozen head is stored in.
+        vocab_logits = self._lm_head(at_mask).float()  # (batch, vocab)
         logits = vocab_logits[:, self._label_word_ids]
         output = {"logits": logits, "probs": F.softmax(logits, dim=-1)}
         if label is not None:

@@ -38,11 +38,18 @@ def check_pair(
             f"prompt_layer: {lower_key} stops after layer {lower.prompt_layer} but {upper_key} "
             f"starts after layer {upper.prompt_layer}"
         )
+    lower_dtype = getattr(lower, "backbone_dtype", "float32")
+    upper_dtype = getattr(upper, "backbone_dtype", "float32")
+    if lower_dtype != upper_dtype:
+        problems.append(
+            f"backbone_dtype: {lower_key} stores the backbone in {lower_dtype} but {upper_key} "
+            f"in {upper_dtype}"
+        )
     if problems:
         raise ConfigurationError(
             f"{lower_key} and {upper_key} disagree: " + "; ".join(problems)
-            + ". Give both the same model_name and prompt_layer (a jsonnet local shared by both "
-            "keeps them equal)."
+            + ". Give both the same model_name, prompt_layer and backbone_dtype (a jsonnet local "
+            "shared by both keeps them equal)."
         )
 
 

@@ -19,7 +19,7 @@ class LatePromptCausalEncoder(LatePromptEncoder):
 
     # Parameters
 
-    model_name, prompt_layer, prompt_length, generator, save_backbone
+    model_name, prompt_layer, prompt_length, generator, backbone_dtype, save_backbone
         As in `LatePromptEncoder`.
     """
 

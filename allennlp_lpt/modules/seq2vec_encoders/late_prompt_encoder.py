@@ -6,6 +6,7 @@ from allennlp.common.lazy import Lazy
 from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
 from allennlp_lpt.core import UpperStack
+from allennlp_lpt.core.backbone import parse_backbone_dtype
 from allennlp_lpt.core.masks import check_right_padded
 from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
 from allennlp_lpt.modules import pairing
@@ -29,6 +30,10 @@ class LatePromptEncoder(Seq2VecEncoder):
     generator : `Lazy[PromptGenerator]`, optional (default = `npg`)
         Built with this backbone's hidden size, `prompt_length`, and the backbone's hidden
         dropout as its default dropout. At `prompt_layer` 0 only `static` is allowed.
+    backbone_dtype : `str`, optional (default = `"float32"`)
+        The dtype of the frozen backbone's weights (see `late_prompt_transformer`); must equal
+        the embedder's. The generator stays float32: it reads the states cast to its own dtype,
+        and the pooled vector comes back in that dtype too.
     save_backbone : `bool`, optional (default = `True`)
         `False` leaves the frozen layers out of archives (see `late_prompt_transformer`).
     """
@@ -43,6 +48,7 @@ class LatePromptEncoder(Seq2VecEncoder):
         prompt_layer: int,
         prompt_length: int = 5,
         generator: Lazy[PromptGenerator] = Lazy(NaivePromptGenerator),
+        backbone_dtype: str = "float32",
         save_backbone: bool = True,
     ) -> None:
         super().__init__()
@@ -53,7 +59,8 @@ class LatePromptEncoder(Seq2VecEncoder):
         self.model_name = model_name
         self.prompt_layer = prompt_layer
         self.prompt_length = prompt_length
-        self.upper = UpperStack(model_name, prompt_layer)
+        self.backbone_dtype = backbone_dtype
+        self.upper = UpperStack(model_name, prompt_layer, dtype=parse_backbone_dtype(backbone_dtype))
         self.upper.save_weights = save_backbone
         family = self.upper.family
         if self.encoder_type not in family.encoder_types:
@@ -126,8 +133,17 @@ class LatePromptEncoder(Seq2VecEncoder):
         readable = mask if generator_mask is None else generator_mask.bool()
         if generator_mask is not None:
             check_right_padded(readable, where=f"{self.encoder_type} (generator_mask)")
-        prompt = self.generator(states, readable, self.family.anchor_positions(readable))
+        # The generator reads the states in its own dtype (float32 beside a 16-bit backbone).
+        prompt = self.generator(
+            states.to(self.trainable_dtype), readable, self.family.anchor_positions(readable)
+        )
         return self.upper(states, mask, prompt)
+
+    @property
+    def trainable_dtype(self) -> torch.dtype:
+        """The dtype of the generator's parameters (float32 unless the model was cast)."""
+        parameter = next(self.generator.parameters(), None)
+        return torch.float32 if parameter is None else parameter.dtype
 
     def pool(self, final_states: torch.Tensor, mask: torch.BoolTensor) -> torch.Tensor:
         """`(batch, seq_len, hidden)` final states -> `(batch, hidden)`."""
@@ -145,4 +161,5 @@ class LatePromptEncoder(Seq2VecEncoder):
 
         `torch.Tensor`, shape `(batch_size, hidden_size)`.
         """
-        return self.pool(self.encode_tokens(tokens, mask), mask.bool())
+        # In the trainable dtype, for the head that follows (a no-op with a float32 backbone).
+        return self.pool(self.encode_tokens(tokens, mask), mask.bool()).to(self.trainable_dtype)

@@ -13,7 +13,7 @@ class LatePromptGPT2Encoder(LatePromptCausalEncoder):
 
     # Parameters
 
-    model_name, prompt_layer, prompt_length, generator, save_backbone
+    model_name, prompt_layer, prompt_length, generator, backbone_dtype, save_backbone
         As in `LatePromptEncoder`.
     """
 

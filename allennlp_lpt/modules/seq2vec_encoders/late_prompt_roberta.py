@@ -17,7 +17,7 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
 
     # Parameters
 
-    model_name, prompt_layer, prompt_length, generator, save_backbone
+    model_name, prompt_layer, prompt_length, generator, backbone_dtype, save_backbone
         As in `LatePromptEncoder`.
     pooling : `str`, optional (default = `"first"`)
         How the final states become one vector: `"first"` takes the first token's final state
@@ -36,6 +36,7 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
         prompt_length: int = 5,
         generator: Lazy[PromptGenerator] = Lazy(NaivePromptGenerator),
         pooling: str = "first",
+        backbone_dtype: str = "float32",
         save_backbone: bool = True,
     ) -> None:
         if pooling not in self.POOLINGS:
@@ -47,6 +48,7 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
             prompt_layer=prompt_layer,
             prompt_length=prompt_length,
             generator=generator,
+            backbone_dtype=backbone_dtype,
             save_backbone=save_backbone,
         )
         self.pooling = pooling

@@ -4,6 +4,7 @@ import torch
 from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 
 from allennlp_lpt.core import LowerStack
+from allennlp_lpt.core.backbone import parse_backbone_dtype
 from allennlp_lpt.core.masks import check_right_padded
 from allennlp_lpt.core.cache import LowerStateCache, weights_fingerprint
 from allennlp_lpt.modules import pairing
@@ -45,6 +46,11 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         by model, prompt layer, weights and text, so a stale entry is never reused).
     cache_float16 : `bool`, optional (default = `False`)
         Store cached states in float16 (half the memory, rounding of about 1e-3 relative).
+    backbone_dtype : `str`, optional (default = `"float32"`)
+        The dtype the frozen backbone's weights are stored in: `"float32"`, `"bfloat16"` or
+        `"float16"`. With a 16-bit dtype the weights take half the memory and mixed-precision
+        training (`use_amp`) has nothing to re-cast at every step; the generator and any head
+        stay float32. Must equal the encoder's.
     save_backbone : `bool`, optional (default = `True`)
         `False` leaves the frozen pretrained weights out of archives and checkpoints: loading
         rebuilds them from `model_name` (a lightweight archive).
@@ -60,13 +66,17 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         cache_memory_mb: float = 2048.0,
         cache_dir: Optional[str] = None,
         cache_float16: bool = False,
+        backbone_dtype: str = "float32",
         save_backbone: bool = True,
     ) -> None:
         super().__init__()
         self.model_name = model_name
         self.prompt_layer = prompt_layer
         self.lower_dropout = lower_dropout and not cache
-        self.stack = LowerStack(model_name, prompt_layer)
+        self.backbone_dtype = backbone_dtype
+        self.stack = LowerStack(
+            model_name, prompt_layer, dtype=parse_backbone_dtype(backbone_dtype)
+        )
         self.stack.save_weights = save_backbone
         self._cache_settings = (
             dict(memory_mb=cache_memory_mb, directory=cache_dir, float16=cache_float16)
