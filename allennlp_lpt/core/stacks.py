@@ -77,6 +77,26 @@ class _BackboneSlice(PretrainedPart):
     def hidden_size(self) -> int:
         return self.family.hidden_size(self.config)
 
+    def compile(self, *, backend: str = "inductor", mode: Optional[str] = None) -> None:  # type: ignore[override]
+        """
+        Runs this slice's computation through `torch.compile` from now on. Shapes are
+        specialised on first sight; a second length makes the compiler mark the length dynamic,
+        so bucketed batches cost at most a few compilations per slice and train/eval mode, not
+        one per length.
+
+        # Parameters
+
+        backend : `str`, optional (default = `"inductor"`)
+            `torch.compile`'s backend (`"eager"` or `"aot_eager"` to debug).
+        mode : `str`, optional
+            `torch.compile`'s mode (e.g. `"max-autotune"`).
+        """
+        self._compiled = torch.compile(self._compute, backend=backend, mode=mode)
+
+    def _run(self, *args: torch.Tensor) -> torch.Tensor:
+        compiled = getattr(self, "_compiled", None)
+        return compiled(*args) if compiled is not None else self._compute(*args)
+
     def run_layers(
         self, states: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
     ) -> torch.Tensor:
@@ -140,9 +160,16 @@ class LowerStack(_BackboneSlice):
         `prompt_layer` (HuggingFace's `hidden_states[prompt_layer]`), with no autograd graph.
         """
         with torch.no_grad():
-            states = self.embeddings(input_ids=token_ids, token_type_ids=type_ids)
-            positions = torch.arange(token_ids.size(1), device=token_ids.device)
-            return self.run_layers(states, mask.bool(), positions)
+            if type_ids is None:
+                return self._run(token_ids, mask.bool())
+            return self._run(token_ids, mask.bool(), type_ids)
+
+    def _compute(
+        self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        states = self.embeddings(input_ids=token_ids, token_type_ids=type_ids)
+        positions = torch.arange(token_ids.size(1), device=token_ids.device)
+        return self.run_layers(states, mask, positions)
 
 
 class UpperStack(_BackboneSlice):
@@ -181,6 +208,9 @@ class UpperStack(_BackboneSlice):
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`: the final states of the real
         positions (the prompt positions are removed again, so indices need no shifting).
         """
+        return self._run(states, mask, prompt)
+
+    def _compute(self, states: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
         extended_states, extended_mask = prepend_prompt(states, mask, prompt)
         n = prompt.size(1)
         # The prompt sits right before the first token (see BackboneFamily on positions).

@@ -19,7 +19,8 @@ class LatePromptCausalEncoder(LatePromptEncoder):
 
     # Parameters
 
-    model_name, prompt_layer, prompt_length, generator, backbone_dtype, save_backbone
+    model_name, prompt_layer, prompt_length, generator, backbone_dtype, compile, compile_backend,
+    save_backbone
         As in `LatePromptEncoder`.
     """
 

@@ -34,6 +34,10 @@ class LatePromptEncoder(Seq2VecEncoder):
         The dtype of the frozen backbone's weights (see `late_prompt_transformer`); must equal
         the embedder's. The generator stays float32: it reads the states cast to its own dtype,
         and the pooled vector comes back in that dtype too.
+    compile : `bool`, optional (default = `False`)
+        Run the upper stack (prompt insertion, layers, final norm) through `torch.compile`
+        (see `UpperStack.compile`); the generator and AllenNLP's metrics stay eager.
+    compile_backend : `str`, optional (default = `"inductor"`)
     save_backbone : `bool`, optional (default = `True`)
         `False` leaves the frozen layers out of archives (see `late_prompt_transformer`).
     """
@@ -49,6 +53,8 @@ class LatePromptEncoder(Seq2VecEncoder):
         prompt_length: int = 5,
         generator: Lazy[PromptGenerator] = Lazy(NaivePromptGenerator),
         backbone_dtype: str = "float32",
+        compile: bool = False,
+        compile_backend: str = "inductor",
         save_backbone: bool = True,
     ) -> None:
         super().__init__()
@@ -62,6 +68,8 @@ class LatePromptEncoder(Seq2VecEncoder):
         self.backbone_dtype = backbone_dtype
         self.upper = UpperStack(model_name, prompt_layer, dtype=parse_backbone_dtype(backbone_dtype))
         self.upper.save_weights = save_backbone
+        if compile:
+            self.upper.compile(backend=compile_backend)
         family = self.upper.family
         if self.encoder_type not in family.encoder_types:
             raise ConfigurationError(

@@ -17,7 +17,7 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
 
     # Parameters
 
-    model_name, prompt_layer, prompt_length, generator, backbone_dtype, save_backbone
+    model_name, prompt_layer, prompt_length, generator, backbone_dtype, compile, compile_backend, save_backbone
         As in `LatePromptEncoder`.
     pooling : `str`, optional (default = `"first"`)
         How the final states become one vector: `"first"` takes the first token's final state
@@ -37,6 +37,8 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
         generator: Lazy[PromptGenerator] = Lazy(NaivePromptGenerator),
         pooling: str = "first",
         backbone_dtype: str = "float32",
+        compile: bool = False,
+        compile_backend: str = "inductor",
         save_backbone: bool = True,
     ) -> None:
         if pooling not in self.POOLINGS:
@@ -49,6 +51,8 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
             prompt_length=prompt_length,
             generator=generator,
             backbone_dtype=backbone_dtype,
+            compile=compile,
+            compile_backend=compile_backend,
             save_backbone=save_backbone,
         )
         self.pooling = pooling

@@ -51,6 +51,9 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         `"float16"`. With a 16-bit dtype the weights take half the memory and mixed-precision
         training (`use_amp`) has nothing to re-cast at every step; the generator and any head
         stay float32. Must equal the encoder's.
+    compile : `bool`, optional (default = `False`)
+        Run the lower stack through `torch.compile` (see `LowerStack.compile`).
+    compile_backend : `str`, optional (default = `"inductor"`)
     save_backbone : `bool`, optional (default = `True`)
         `False` leaves the frozen pretrained weights out of archives and checkpoints: loading
         rebuilds them from `model_name` (a lightweight archive).
@@ -67,6 +70,8 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         cache_dir: Optional[str] = None,
         cache_float16: bool = False,
         backbone_dtype: str = "float32",
+        compile: bool = False,
+        compile_backend: str = "inductor",
         save_backbone: bool = True,
     ) -> None:
         super().__init__()
@@ -78,6 +83,8 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
             model_name, prompt_layer, dtype=parse_backbone_dtype(backbone_dtype)
         )
         self.stack.save_weights = save_backbone
+        if compile:
+            self.stack.compile(backend=compile_backend)
         self._cache_settings = (
             dict(memory_mb=cache_memory_mb, directory=cache_dir, float16=cache_float16)
             if cache
