@@ -34,6 +34,7 @@ SHAPES: Dict[str, Dict[str, Tuple[int, int, int, int]]] = {
     "gpt2": {"tiny": (64, 4, 2, 256), "base": (768, 12, 12, 3072), "large": (1280, 36, 20, 5120)},
 }
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PEERS = ("fair", "stock")
 
 
 @dataclasses.dataclass
@@ -51,6 +52,18 @@ class Settings:
     prompt_length: int = 5
     # The shape of this model (random weights of its config) instead of `family` and `size`.
     model_name: Optional[str] = None
+    # "fair": the peers' HF models get the attention kernel and dropout late prompt runs with;
+    # "stock": HF's own modules (eager attention for RoBERTa under transformers 4.43).
+    peers: str = "fair"
+    # The dtype the frozen weights are stored in, for late prompt (backbone_dtype) and for the
+    # PEFT methods' frozen base alike; full fine-tuning trains every weight and keeps float32.
+    backbone_dtype: str = "float32"
+    # torch.compile every method: HF models whole, late prompt's two stacks.
+    compile: bool = False
+    compile_backend: str = "inductor"
+    # Count, per method and step, operator calls / kernel launches, dtype conversions,
+    # host-to-device copies and synchronisations (torch.profiler, after the timing).
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if self.model_name is not None:
@@ -79,6 +92,10 @@ class Settings:
             raise ValueError(f"--prompt-layer {self.prompt_layer}: use 1 to {layers - 1}")
         if self.steps < 1:
             raise ValueError("--steps must be at least 1")
+        if self.peers not in PEERS:
+            raise ValueError(f"--peers {self.peers}: use one of {', '.join(PEERS)}")
+        if self.backbone_dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"--backbone-dtype {self.backbone_dtype}: use float32, bfloat16 or float16")
 
 
 def build_backbone(settings: Settings, folder: str) -> str:
@@ -108,8 +125,8 @@ def build_backbone(settings: Settings, folder: str) -> str:
     return folder
 
 
-def _batch(settings: Settings, vocab_size: int, device: torch.device):
-    generator = torch.Generator().manual_seed(0)
+def _batch(settings: Settings, vocab_size: int, device: torch.device, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab_size, (settings.batch_size, settings.length), generator=generator)
     labels = torch.randint(0, 2, (settings.batch_size,), generator=generator)
     return ids.to(device), torch.ones_like(ids, dtype=torch.bool).to(device), labels.to(device)
@@ -144,10 +161,32 @@ def _training_step(
     return step
 
 
+def give_lean_modules(model: torch.nn.Module) -> None:
+    """
+    What makes the peers fair: the HF model trains with the attention modules and the dropout
+    that late prompt's stacks run (the family's lean SDPA attention over the same weights, the
+    cheaper CPU dropout), and without a key/value cache nobody reads in training. Same
+    computation, same results (tested), only the kernels differ.
+    """
+    from allennlp_lpt.core import family_for_config
+    from allennlp_lpt.core.dropout import use_fast_dropout
+
+    family = family_for_config(model.config, model.config.name_or_path)
+    family.prepare_layers(family.layers(model), model.config)
+    use_fast_dropout(model)
+    model.config.use_cache = False
+
+
 def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    from allennlp_lpt.core.family import quiet_hf_loading
+
+    frozen_dtype = getattr(torch, settings.backbone_dtype) if method in PEFT_METHODS else torch.float32
+    with quiet_hf_loading():  # the new classification head's "newly initialized" notice
+        model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2, torch_dtype=frozen_dtype)
+    if settings.peers == "fair":
+        give_lean_modules(model)
     if method in PEFT_METHODS:
         import peft  # an optional extra: `pip install allennlp-lpt[benchmark]`
 
@@ -161,12 +200,16 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
             config = peft.LoraConfig(task_type=task, r=8, lora_alpha=16, target_modules=targets,
                                      fan_in_fan_out=settings.family == "gpt2")  # GPT-2: Conv1D
         model = peft.get_peft_model(model, config)
+        for parameter in model.parameters():  # what trains stays float32, as late prompt's generator
+            if parameter.requires_grad:
+                parameter.data = parameter.data.float()
     device = torch.device(settings.device)
     model.to(device).train()
     ids, mask, labels = _batch(settings, model.config.vocab_size, device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    forward = torch.compile(model, backend=settings.compile_backend) if settings.compile else model
     return model, _training_step(
-        settings, optimizer, lambda: model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
+        settings, optimizer, lambda: forward(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
     )
 
 
@@ -181,7 +224,10 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
     vocab = Vocabulary()
     vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
     encoder = "late_prompt_gpt2" if settings.family == "gpt2" else "late_prompt_roberta"
-    lower = {"type": "late_prompt_transformer", "model_name": folder, "prompt_layer": settings.prompt_layer}
+    shared = {"model_name": folder, "prompt_layer": settings.prompt_layer,
+              "backbone_dtype": settings.backbone_dtype, "compile": settings.compile,
+              "compile_backend": settings.compile_backend}
+    lower = {"type": "late_prompt_transformer", **shared}
     if cached:
         lower["cache"] = True
     model = Model.from_params(
@@ -192,7 +238,7 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
                 "namespace": "tags",
                 "text_field_embedder": {"token_embedders": {"tokens": lower}},
                 "seq2vec_encoder": {
-                    "type": encoder, "model_name": folder, "prompt_layer": settings.prompt_layer,
+                    "type": encoder, **shared,
                     "prompt_length": settings.prompt_length, "generator": {"type": "npg"},
                 },
             }
@@ -203,14 +249,31 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
     vocab_size = next(
         m for m in model.modules() if isinstance(m, torch.nn.Embedding)
     ).num_embeddings
-    ids, mask, labels = _batch(settings, vocab_size, device)
-    batch = {"tokens": {"tokens": {"token_ids": ids, "mask": mask, "type_ids": torch.zeros_like(ids)}},
-             "label": labels}
+    # The cached method is timed on a second epoch: `epoch_length(...)` distinct batches, each
+    # seen once (stored) before the timed steps read them back.
+    batches = []
+    for seed in range(epoch_length("late_prompt_cached" if cached else "late_prompt", settings)):
+        ids, mask, labels = _batch(settings, vocab_size, device, seed=seed)
+        batches.append({"tokens": {"tokens": {"token_ids": ids, "mask": mask,
+                                              "type_ids": torch.zeros_like(ids)}}, "label": labels})
+    position = [0]
+
+    def loss() -> torch.Tensor:
+        batch = batches[position[0] % len(batches)]
+        position[0] += 1
+        return model(**batch)["loss"]
+
     optimizer = Optimizer.from_params(
         model_parameters=[(n, p) for n, p in model.named_parameters() if p.requires_grad],
         params=Params({"type": "huggingface_adamw", "lr": 1e-3}),
     )
-    return model, _training_step(settings, optimizer, lambda: model(**batch)["loss"])
+    return model, _training_step(settings, optimizer, loss)
+
+
+def epoch_length(method: str, settings: Settings) -> int:
+    """Distinct batches a method cycles through: one, except the cached method, whose timed
+    steps must each read a batch stored in an earlier, untimed pass (a real second epoch)."""
+    return settings.steps if method == "late_prompt_cached" else 1
 
 
 def build_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
@@ -233,7 +296,8 @@ def time_method(method: str, settings: Settings, folder: str) -> Dict[str, objec
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     model, step = build_method(method, settings, folder)
-    for _ in range(settings.warmup):
+    # Warm-up; for the cached method also its first epoch over all its batches.
+    for _ in range(max(settings.warmup, epoch_length(method, settings))):
         step()
     times = []
     for _ in range(settings.steps):
@@ -249,8 +313,43 @@ def time_method(method: str, settings: Settings, folder: str) -> Dict[str, objec
     }
     if settings.device == "cuda":
         row["peak_mem_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    if settings.profile:
+        row.update(profile_steps(step, settings))
     del model, step
     return row
+
+
+PROFILE_STEPS = 3
+
+
+def profile_steps(step: Step, settings: Settings) -> Dict[str, float]:
+    """
+    Per training step, averaged over `PROFILE_STEPS` steps under `torch.profiler`: operator
+    calls (CPU) or kernel launches (CUDA), dtype-conversion copies (`aten::_to_copy`),
+    host-to-device copies and synchronisations.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if settings.device == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(PROFILE_STEPS):
+            step()
+        _sync(settings)
+    counts = {"launches": 0, "dtype_copies": 0, "host_to_device": 0, "syncs": 0}
+    for event in profiler.key_averages():
+        name = event.key
+        if settings.device == "cuda":
+            if name in ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel"):
+                counts["launches"] += event.count
+        elif name.startswith("aten::"):
+            counts["launches"] += event.count
+        if name == "aten::_to_copy":
+            counts["dtype_copies"] += event.count
+        if "HtoD" in name:
+            counts["host_to_device"] += event.count
+        if "Synchronize" in name:
+            counts["syncs"] += event.count
+    return {f"per_step_{key}": value / PROFILE_STEPS for key, value in counts.items()}
 
 
 def peak_rss_mib() -> float:
@@ -327,7 +426,8 @@ def _run(settings: Settings, progress: Callable[[str], None]) -> List[Dict[str, 
             "device": settings.device, "precision": settings.precision, "family": settings.family,
             "size": settings.size, "batch": settings.batch_size, "length": settings.length,
             "prompt_layer": settings.prompt_layer, "prompt_length": settings.prompt_length,
-            "steps": settings.steps,
+            "steps": settings.steps, "peers": settings.peers,
+            "backbone_dtype": settings.backbone_dtype, "compile": settings.compile,
         }
         for method in settings.methods:
             problem = peft_problem() if method in PEFT_METHODS else None
@@ -377,6 +477,26 @@ def table(rows: List[Dict[str, object]]) -> str:
             f"| {row['method']} | {row['step_ms']:.1f} | {speed} | {memory} | {ratio} | "
             f"{row['trainable_params']:,} |"
         )
+    if any("per_step_launches" in row for row in rows):
+        device = next((row.get("device") for row in rows), "cpu")
+        what = "kernel launches" if device == "cuda" else "operator calls"
+        lines += ["", f"| method | {what} | dtype copies | host-to-device copies | syncs | (per step) |",
+                  "|---|---|---|---|---|---|"]
+        for row in rows:
+            if "per_step_launches" in row:
+                lines.append(
+                    f"| {row['method']} | {row['per_step_launches']:.0f} | {row['per_step_dtype_copies']:.0f} | "
+                    f"{row['per_step_host_to_device']:.0f} | {row['per_step_syncs']:.0f} | |"
+                )
+    if rows:
+        first = rows[0]
+        lines += ["", (
+            f"Peers: {first.get('peers', 'fair')} (fair: the HF models run the same lean attention and "
+            f"dropout as late prompt; stock: HF's own modules). Frozen weights: "
+            f"{first.get('backbone_dtype', 'float32')}. Compiled: {'yes' if first.get('compile') else 'no'}. "
+            f"late_prompt_cached is timed on a second epoch: each timed batch was stored in an "
+            f"earlier, untimed pass."
+        )]
     return "\n".join(lines) + "\n"
 
 

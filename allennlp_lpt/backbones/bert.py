@@ -6,7 +6,7 @@ from allennlp.common.checks import ConfigurationError
 from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.models.bert.modeling_bert import BertSelfAttention
 
-from allennlp_lpt.core.attention import attend
+from allennlp_lpt.core.attention import attend_heads, merge_heads, split_heads
 from allennlp_lpt.core.family import (
     BackboneFamily,
     low_memory_loading,
@@ -139,8 +139,12 @@ class LeanSelfAttention(torch.nn.Module):
         # Parameters
 
         hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
-        attention_mask : `torch.Tensor`, optional, shape `(batch_size, 1, 1, seq_len)`
+        attention_mask : `torch.Tensor`, optional, shape `(batch_size, 1, 1, key_len)`
             Additive bias, as `core.masks.attention_bias` makes it.
+        past_key_value : `Tuple[torch.Tensor, torch.Tensor]`, optional
+            Keys and values to put in front of the sequence's own, each
+            `(batch_size, num_heads, prefix_len, head_size)` (what PEFT's prefix tuning passes;
+            the core never does), so `key_len = prefix_len + seq_len`.
 
         The other arguments are those HuggingFace's layers pass; the core never sets them.
 
@@ -148,19 +152,21 @@ class LeanSelfAttention(torch.nn.Module):
 
         `(context,)`, context of shape `(batch_size, seq_len, hidden_size)`.
         """
-        if head_mask is not None or encoder_hidden_states is not None or past_key_value is not None \
-                or output_attentions:
+        if head_mask is not None or encoder_hidden_states is not None or output_attentions:
             raise ValueError(
-                "LeanSelfAttention is the encoder self-attention of late-prompt stacks: head_mask, "
-                "cross-attention, past_key_value and output_attentions are not supported"
+                "LeanSelfAttention is an encoder self-attention: head_mask, cross-attention and "
+                "output_attentions are not supported"
             )
-        context = attend(
-            self.query(hidden_states),
-            self.key(hidden_states),
-            self.value(hidden_states),
-            attention_mask,
-            num_heads=self.num_heads,
-            dropout_p=self.dropout.p,
-            training=self.training,
+        query, key, value = (
+            split_heads(projection(hidden_states), self.num_heads)
+            for projection in (self.query, self.key, self.value)
         )
+        if past_key_value is not None:
+            # Prefix tuning's trainable keys and values, `(batch, heads, prefix, head_size)`,
+            # in front of the sequence's own, as HF's eager attention takes them.
+            key = torch.cat([past_key_value[0], key], dim=2)
+            value = torch.cat([past_key_value[1], value], dim=2)
+        context = merge_heads(attend_heads(
+            query, key, value, attention_mask, dropout_p=self.dropout.p, training=self.training
+        ))
         return (context,)

@@ -4,7 +4,7 @@ from typing import Any, List, Optional, Tuple
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
-from allennlp_lpt.core.attention import attend
+from allennlp_lpt.core.attention import attend_heads, merge_heads, split_heads
 from allennlp_lpt.core.family import (
     BackboneFamily,
     low_memory_loading,
@@ -123,8 +123,12 @@ class LeanGPT2Attention(torch.nn.Module):
         # Parameters
 
         hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
-        attention_mask : `torch.Tensor`, shape `(batch_size, 1, seq_len, seq_len)`
-            The complete causal and padding bias.
+        attention_mask : `torch.Tensor`, optional, shape `(batch_size, 1, seq_len, key_len)`
+            The complete causal and padding bias; None means the plain causal mask (HF's SDPA
+            path passes None for an unpadded batch).
+        layer_past : `Tuple[torch.Tensor, torch.Tensor]`, optional
+            Keys and values in front of the sequence's own, `(batch_size, num_heads, prefix_len,
+            head_size)` each (PEFT's prefix tuning; the core never passes them).
 
         The other arguments are those HuggingFace's blocks pass; the core never sets them.
 
@@ -133,17 +137,23 @@ class LeanGPT2Attention(torch.nn.Module):
         `(output, None)`: output of shape `(batch_size, seq_len, hidden_size)` and no key/value
         cache, the tuple `GPT2Block` expects.
         """
-        if layer_past is not None or head_mask is not None or encoder_hidden_states is not None \
-                or use_cache or output_attentions:
+        if head_mask is not None or encoder_hidden_states is not None or use_cache \
+                or output_attentions:
             raise ValueError(
-                "LeanGPT2Attention is the self-attention of late-prompt stacks: layer_past, "
+                "LeanGPT2Attention is the self-attention of late-prompt stacks and of training: "
                 "head_mask, cross-attention, use_cache and output_attentions are not supported"
             )
-        if attention_mask is None:
-            raise ValueError("LeanGPT2Attention needs the complete causal bias as attention_mask")
-        query, key, value = self.c_attn(hidden_states).split(self.embed_dim, dim=2)
-        context = attend(
-            query, key, value, attention_mask,
-            num_heads=self.num_heads, dropout_p=self.attn_dropout.p, training=self.training,
+        query, key, value = (
+            split_heads(states, self.num_heads)
+            for states in self.c_attn(hidden_states).split(self.embed_dim, dim=2)
         )
+        if layer_past is not None:  # prefix tuning's keys and values, in front
+            key = torch.cat([layer_past[0], key], dim=2)
+            value = torch.cat([layer_past[1], value], dim=2)
+        if attention_mask is None and key.size(2) != query.size(2):
+            raise ValueError("LeanGPT2Attention needs the complete causal bias with a layer_past")
+        context = merge_heads(attend_heads(
+            query, key, value, attention_mask, dropout_p=self.attn_dropout.p,
+            training=self.training, is_causal=attention_mask is None,
+        ))
         return self.resid_dropout(self.c_proj(context)), None

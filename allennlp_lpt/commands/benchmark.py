@@ -34,6 +34,17 @@ class Benchmark(Subcommand):
         sub.add_argument("--prompt-length", type=int, default=5)
         sub.add_argument("--model-name", default=None,
                          help="use this model's shape (random weights) instead of --family/--size")
+        sub.add_argument("--peers", choices=["fair", "stock"], default="fair",
+                         help="fair: the HF peers train with the same lean attention and dropout as "
+                              "late prompt; stock: with HF's own modules (RoBERTa: eager attention)")
+        sub.add_argument("--backbone-dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                         help="the dtype the frozen weights are stored in: late prompt's backbone and "
+                              "the PEFT methods' frozen base alike (full fine-tuning stays float32)")
+        sub.add_argument("--compile", action="store_true",
+                         help="torch.compile every method (HF models whole, late prompt's stacks)")
+        sub.add_argument("--profile", action="store_true",
+                         help="also count, per step: operator calls or kernel launches, dtype "
+                              "copies, host-to-device copies, synchronisations")
         sub.add_argument("--output", default=None, help="also write JSON lines here")
         sub.set_defaults(func=_run)
         return sub
@@ -45,7 +56,8 @@ def _run(args: argparse.Namespace) -> None:
         device=args.device, precision=args.precision,
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         steps=args.steps, warmup=args.warmup, prompt_layer=args.prompt_layer,
-        prompt_length=args.prompt_length, model_name=args.model_name,
+        prompt_length=args.prompt_length, model_name=args.model_name, peers=args.peers,
+        backbone_dtype=args.backbone_dtype, compile=args.compile, profile=args.profile,
     )
     rows = run(settings)
     print(table(rows), end="")

@@ -24,6 +24,7 @@ def attend(
     num_heads: int,
     dropout_p: float,
     training: bool,
+    is_causal: bool = False,
 ) -> torch.Tensor:
     """
     Multi-head `softmax(query key^T / sqrt(head_size) + bias)`, dropped out in training, times
@@ -39,18 +40,31 @@ def attend(
     num_heads : `int`
     dropout_p : `float`
         Dropout on the attention probabilities (only when `training`).
+    is_causal : `bool`, optional (default = `False`)
+        With no `bias`: the plain causal mask (query and key of the same length).
 
     # Returns
 
     `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
     """
     batch, length, hidden = query.shape
-    query, key, value = (
-        states.view(batch, length, num_heads, hidden // num_heads).transpose(1, 2)
-        for states in (query, key, value)
+    query, key, value = (split_heads(states, num_heads) for states in (query, key, value))
+    context = attend_heads(
+        query, key, value, bias, dropout_p=dropout_p, training=training, is_causal=is_causal
     )
-    context = attend_heads(query, key, value, bias, dropout_p=dropout_p, training=training)
-    return context.transpose(1, 2).reshape(batch, length, hidden)
+    return merge_heads(context)
+
+
+def split_heads(states: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """`(batch, seq_len, heads x head_size)` -> `(batch, heads, seq_len, head_size)`."""
+    batch, length, hidden = states.shape
+    return states.view(batch, length, num_heads, hidden // num_heads).transpose(1, 2)
+
+
+def merge_heads(states: torch.Tensor) -> torch.Tensor:
+    """`(batch, heads, seq_len, head_size)` -> `(batch, seq_len, heads x head_size)`."""
+    batch, heads, length, size = states.shape
+    return states.transpose(1, 2).reshape(batch, length, heads * size)
 
 
 def attend_heads(
@@ -61,22 +75,36 @@ def attend_heads(
     *,
     dropout_p: float,
     training: bool,
+    is_causal: bool = False,
 ) -> torch.Tensor:
     """
     `attend` on heads already split (and, for rotary families, already rotated).
 
     # Parameters
 
-    query, key, value : `torch.Tensor`, shape `(batch_size, num_heads, seq_len, head_size)`
-    bias : `torch.Tensor`, optional, shape `(batch_size, 1, 1 or seq_len, seq_len)`
+    query : `torch.Tensor`, shape `(batch_size, num_heads, seq_len, head_size)`
+    key, value : `torch.Tensor`, shape `(batch_size, num_heads, key_len, head_size)`
+        `key_len` exceeds `seq_len` where prefix keys and values come first (prefix tuning).
+    bias : `torch.Tensor`, optional, shape `(batch_size, 1, 1 or seq_len, key_len)`
     dropout_p : `float`
     training : `bool`
+    is_causal : `bool`, optional (default = `False`)
 
     # Returns
 
     `torch.Tensor`, shape `(batch_size, num_heads, seq_len, head_size)`.
     """
     p = dropout_p if training else 0.0
+    if is_causal and bias is None:
+        if query.size(2) != key.size(2):
+            raise ValueError("is_causal without a bias needs queries and keys of the same length")
+        if p > 0.0 and query.device.type == "cpu":  # the direct path below takes a bias
+            length = query.size(2)
+            upper = torch.ones(length, length, dtype=torch.bool, device=query.device).triu(1)
+            bias = torch.zeros(length, length, dtype=query.dtype, device=query.device).masked_fill(
+                upper, torch.finfo(query.dtype).min
+            )
+            is_causal = False
     if p > 0.0 and query.device.type == "cpu":
         scores = torch.matmul(query, key.transpose(-1, -2)) * (1.0 / math.sqrt(query.size(-1)))
         if bias is not None:
@@ -84,5 +112,5 @@ def attend_heads(
         probabilities = dropout(scores.softmax(dim=-1), p, training=True)
         return torch.matmul(probabilities.to(value.dtype), value)
     return torch.nn.functional.scaled_dot_product_attention(
-        query, key, value, attn_mask=bias, dropout_p=p
+        query, key, value, attn_mask=bias, dropout_p=p, is_causal=is_causal and bias is None
     )

@@ -129,3 +129,95 @@ def _tiny_backbone():
 
     folder = tempfile.mkdtemp()
     return benchmark.build_backbone(Settings(size="tiny"), folder)
+
+
+@pytest.mark.parametrize("family", ["roberta", "gpt2"])
+@pytest.mark.parametrize("method", ["full", "prompt_tuning", "prefix_tuning", "lora"])
+def test_fair_peers_compute_what_stock_peers_compute(tmp_path, family, method):
+    """The fair benchmark's peers run the late-prompt stacks' lean attention and dropout modules:
+    the same logits as HF's own modules (prefix tuning's keys and values included)."""
+    import copy
+
+    import peft
+    from transformers import AutoModelForSequenceClassification
+
+    from allennlp_lpt.benchmark import give_lean_modules
+
+    settings = Settings(family=family, size="tiny")
+    folder = benchmark.build_backbone(settings, str(tmp_path))
+    torch.manual_seed(0)
+    stock = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    fair = copy.deepcopy(stock)
+    give_lean_modules(fair)
+    models = []
+    for model in (stock, fair):
+        if method != "full":
+            task = peft.TaskType.SEQ_CLS
+            config = {
+                "prompt_tuning": lambda: peft.PromptTuningConfig(task_type=task, num_virtual_tokens=4),
+                "prefix_tuning": lambda: peft.PrefixTuningConfig(task_type=task, num_virtual_tokens=4),
+                "lora": lambda: peft.LoraConfig(task_type=task, r=4, target_modules=["c_attn"] if family == "gpt2"
+                                                else ["query", "value"], fan_in_fan_out=family == "gpt2"),
+            }[method]()
+            torch.manual_seed(1)
+            model = peft.get_peft_model(model, config)
+            if method == "lora":  # LoRA starts as the identity: move B off zero to test its path
+                for name, parameter in model.named_parameters():
+                    if "lora_B" in name:
+                        torch.manual_seed(2)
+                        parameter.data.normal_()
+        models.append(model.eval())
+    ids = torch.randint(5, 500, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.long)
+    with torch.no_grad():
+        expected, got = (model(input_ids=ids, attention_mask=mask).logits for model in models)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    lean = {"roberta": "LeanSelfAttention", "gpt2": "LeanGPT2Attention"}[family]
+    assert any(type(module).__name__ == lean for module in models[1].modules())
+    assert not any(type(module) is torch.nn.Dropout for module in fair.modules())  # all FastDropout
+
+
+def test_compile_profile_and_a_sixteen_bit_frozen_base(monkeypatch):
+    """--compile reaches every method (a counting backend here), --profile adds per-step
+    counts, --backbone-dtype stores late prompt's backbone and the PEFT base in bfloat16."""
+    from torch._dynamo import register_backend
+
+    compiled = []
+
+    @register_backend
+    def lpt_bench_counting(graph_module, example_inputs):
+        compiled.append(1)
+        return graph_module.forward
+
+    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
+    torch._dynamo.reset()
+    rows = run(Settings(size="tiny", batch_size=2, length=8, steps=2, warmup=1, methods=("full", "late_prompt"),
+                        compile=True, compile_backend="lpt_bench_counting", profile=True),
+               progress=lambda message: None)
+    assert not [row for row in rows if "error" in row], rows
+    assert compiled  # the graphs went through the compiler
+    for row in rows:
+        assert row["per_step_launches"] > 0 and "per_step_dtype_copies" in row and row["compile"] is True
+    assert "operator calls" in table(rows) and "Compiled: yes" in table(rows)
+
+    built = {}
+    real = benchmark.build_method
+
+    def keep(method, settings, folder):
+        built[method] = real(method, settings, folder)
+        return built[method]
+
+    monkeypatch.setattr(benchmark, "build_method", keep)
+    rows = run(Settings(size="tiny", batch_size=2, length=8, steps=1, warmup=1, methods=("lora", "late_prompt"),
+                        backbone_dtype="bfloat16", precision="bf16"), progress=lambda message: None)
+    assert not [row for row in rows if "error" in row], rows
+    for method, (model, _) in built.items():
+        frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+        trained = {p.dtype for p in model.parameters() if p.requires_grad}
+        assert frozen == {torch.bfloat16} and trained == {torch.float32}, (method, frozen, trained)
+
+
+def test_the_cached_method_is_timed_on_a_second_epoch():
+    settings = Settings(size="tiny", steps=5)
+    assert benchmark.epoch_length("late_prompt_cached", settings) == 5  # five distinct batches
+    assert benchmark.epoch_length("late_prompt", settings) == 1
