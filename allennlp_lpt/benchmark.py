@@ -96,6 +96,12 @@ class Settings:
             raise ValueError(f"--peers {self.peers}: use one of {', '.join(PEERS)}")
         if self.backbone_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"--backbone-dtype {self.backbone_dtype}: use float32, bfloat16 or float16")
+        compute = {"bfloat16": "bf16", "float16": "fp16"}.get(self.backbone_dtype)
+        if compute is not None and self.precision != compute:
+            raise ValueError(
+                f"--backbone-dtype {self.backbone_dtype} stores the frozen weights in the compute "
+                f"dtype of --precision {compute}; give --precision {compute} with it"
+            )
 
 
 def build_backbone(settings: Settings, folder: str) -> str:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The CUDA checks of issues 2 and 4, as one script for a lent GPU machine.
+# The CUDA checks and GPU figures, as one script for a lent GPU machine (under 9 minutes).
 #   here:   bash scripts/gpu_prepare.sh                       (writes the ignored folder .gpu/)
 #   there:  source .gpu/activate.sh && bash scripts/gpu_check.sh          (carry [".gpu"])
 #   dry run on a CPU here:  GPU_CHECK_DEVICE=cpu bash scripts/gpu_check.sh
 # 1. pytest -m gpu: `allennlp train` with use_amp through every component path, archive on CUDA = CPU;
-# 2. lpt-benchmark at the paper's scale: RoBERTa-large, 32 x 256, bf16;
+# 2. lpt-benchmark at the paper's scale, RoBERTa-large 32 x 256 bf16: fair peers with a bf16 frozen
+#    base and the per-step profile; stock peers (HF's own modules, fp32 frozen weights); every
+#    method compiled; then GPT2-large 16 x 256 bf16 (fair, bf16 frozen base);
 # 3. the quickstart config with use_amp, then `allennlp evaluate` and `allennlp predict` on CUDA.
 #    Where MiniLM's weights are not installed (the GPU machine), a random-weight stand-in of the same
 #    shape and tokenizer is used: that run checks the path and the time, not the accuracy.
@@ -18,10 +20,12 @@ rm -rf "$out"; mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 if [ "$device" = cuda ]; then
   cuda=0; amp=true
-  bench=(--device cuda --family roberta --size large --batch-size 32 --length 256 --precision bf16 --steps 20)
+  roberta=(--device cuda --family roberta --size large --batch-size 32 --length 256 --precision bf16 --steps 10)
+  gpt2=(--device cuda --family gpt2 --size large --batch-size 16 --length 256 --precision bf16 --steps 10)
 else
   cuda=-1; amp=false
-  bench=(--device cpu --family roberta --size tiny --batch-size 4 --length 32 --precision fp32 --steps 2 --warmup 1)
+  roberta=(--device cpu --family roberta --size tiny --batch-size 4 --length 32 --precision fp32 --steps 2 --warmup 1)
+  gpt2=(--device cpu --family gpt2 --size tiny --batch-size 4 --length 32 --precision fp32 --steps 2 --warmup 1)
 fi
 "$py" - > "$out/environment.txt" 2>&1 <<'PY'
 import torch, transformers, allennlp.version
@@ -37,10 +41,24 @@ PY
 timeout 200 "$py" -m pytest -q -m gpu tests -p no:cacheprovider > "$out/pytest_gpu.log" 2>&1
 pytest_rc=$?
 
-# --- 2. the benchmark ---------------------------------------------------------------------
-timeout 240 "$py" -m allennlp lpt-benchmark "${bench[@]}" --output "$out/bench.jsonl" \
-  > "$out/bench.log" 2>&1
-bench_rc=$?
+# --- 2. the benchmarks (one log, one JSON-lines file) ----------------------------------------
+: > "$out/bench.log"; : > "$out/bench.jsonl"
+bench_rc=0
+bench() {  # bench LIMIT_S TITLE ARGS...
+  local limit=$1 title=$2; shift 2
+  echo "### $title: lpt-benchmark $*" >> "$out/bench.log"
+  timeout "$limit" "$py" -m allennlp lpt-benchmark "$@" --output "$out/bench.part.jsonl" >> "$out/bench.log" 2>&1
+  local rc=$?
+  [ $rc -eq 0 ] || bench_rc=$rc
+  "$py" -c "import json,sys; [print(json.dumps(dict(json.loads(l), run=sys.argv[1]))) for l in open('$out/bench.part.jsonl')]" "$title" \
+    >> "$out/bench.jsonl" 2>/dev/null
+  rm -f "$out/bench.part.jsonl"
+}
+bench 150 "roberta fair bf16-frozen profiled" "${roberta[@]}" --precision bf16 --backbone-dtype bfloat16 --profile
+bench 120 "roberta stock" "${roberta[@]}" --peers stock
+bench 200 "roberta fair compiled" "${roberta[@]}" --precision bf16 --backbone-dtype bfloat16 --compile \
+  --methods full,prompt_tuning,lora,late_prompt,late_prompt_cached
+bench 120 "gpt2 fair bf16-frozen" "${gpt2[@]}" --precision bf16 --backbone-dtype bfloat16
 
 # --- 3. the quickstart, evaluate, predict -------------------------------------------------
 standin=no
@@ -82,8 +100,8 @@ cp "$run/metrics.json" "$out/quickstart_metrics.json" 2>/dev/null
 echo "== environment:"; cat "$out/environment.txt"
 echo "== pytest -m gpu (rc $pytest_rc): $(tail -1 "$out/pytest_gpu.log")"
 [ $pytest_rc -eq 0 ] || grep -E "^(FAILED|ERROR)|Error" "$out/pytest_gpu.log" | head -20
-echo "== lpt-benchmark ${bench[*]} (rc $bench_rc):"
-grep '^|' "$out/bench.log" || tail -30 "$out/bench.log"
+echo "== lpt-benchmark (rc $bench_rc):"
+grep -E '^(###|\|)' "$out/bench.log" || tail -30 "$out/bench.log"
 echo "== quickstart, cuda_device $cuda, use_amp $amp, MiniLM stand-in: $standin (rc $train_rc, ${train_s} s):"
 "$py" -c "import json; m=json.load(open('$run/metrics.json')); print('  best dev accuracy', m.get('best_validation_accuracy'), '| training', m.get('training_duration'), '| epochs', m.get('epoch', -1) + 1, '| peak GPU MB', m.get('peak_gpu_0_memory_MB'))" 2>/dev/null \
   || tail -30 "$out/quickstart.log"

@@ -221,3 +221,8 @@ def test_the_cached_method_is_timed_on_a_second_epoch():
     settings = Settings(size="tiny", steps=5)
     assert benchmark.epoch_length("late_prompt_cached", settings) == 5  # five distinct batches
     assert benchmark.epoch_length("late_prompt", settings) == 1
+
+
+def test_a_sixteen_bit_frozen_base_needs_its_compute_precision():
+    with pytest.raises(ValueError, match="give --precision bf16 with it"):
+        Settings(size="tiny", backbone_dtype="bfloat16", precision="fp32")
