@@ -77,6 +77,18 @@ def check_running_model(module: torch.nn.Module) -> None:
         check_model(root)
 
 
+class PairedHalf:
+    """Mixin of the embedder and the encoders: at its first batch, a half checks the pairing of
+    the model it runs in (`check_running_model`), once."""
+
+    _pairing_checked: bool = False
+
+    def check_pairing_once(self) -> None:
+        if not self._pairing_checked:
+            check_running_model(self)  # type: ignore[arg-type]
+            self._pairing_checked = True
+
+
 def config_key(module_path: str) -> str:
     """The config key of a submodule, from its attribute path: `_text_field_embedder.
     token_embedder_tokens` -> `model.text_field_embedder.token_embedders.tokens`."""

@@ -12,7 +12,7 @@ from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
 from allennlp_lpt.modules import pairing
 
 
-class LatePromptEncoder(Seq2VecEncoder):
+class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
     """
     The trainable part of a late-prompt backbone: a prompt generator reads the frozen
     layer-`prompt_layer` states (from a `late_prompt_transformer` embedder of the same model),
@@ -92,7 +92,6 @@ class LatePromptEncoder(Seq2VecEncoder):
                 "instance-aware generator to read. Use generator {'type': 'static'} there, or a "
                 "prompt_layer of 1 or more."
             )
-        self._pairing_checked = False
 
     @property
     def family(self):
@@ -127,9 +126,7 @@ class LatePromptEncoder(Seq2VecEncoder):
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`: the final states of the real
         positions (indices are those of the input; the prompt positions are dropped).
         """
-        if not self._pairing_checked:
-            pairing.check_running_model(self)
-            self._pairing_checked = True
+        self.check_pairing_once()
         if states.size(-1) != self.upper.hidden_size:
             raise ValueError(
                 f"{self.encoder_type} expects states of width {self.upper.hidden_size} from a "

@@ -11,7 +11,7 @@ from allennlp_lpt.modules import pairing
 
 
 @TokenEmbedder.register("late_prompt_transformer")
-class LatePromptTransformerEmbedder(TokenEmbedder):
+class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
     """
     The frozen part of a late-prompt backbone: the embeddings and the layers below the prompt
     layer, run without an autograd graph (they train nothing and keep no activations). Its
@@ -92,7 +92,6 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
         )
         # One store per computing condition (see `_cache_for`).
         self._caches: Dict[str, LowerStateCache] = {}
-        self._pairing_checked = False
 
     @property
     def family(self):
@@ -127,9 +126,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder):
 
         `torch.Tensor`, shape `(batch_size, num_wordpieces, hidden_size)`, with no grad_fn.
         """
-        if not self._pairing_checked:
-            pairing.check_running_model(self)
-            self._pairing_checked = True
+        self.check_pairing_once()
         check_right_padded(mask, where="late_prompt_transformer")
         if segment_concat_mask is not None:
             raise ValueError(
