@@ -49,11 +49,14 @@ class LowerStateCache:
     namespace : `str`
         Everything that decides the states besides the input (model, prompt layer, weights).
     memory_mb : `float`
-        The in-memory budget (MiB of stored states).
+        The budget (MiB of stored states) on the states' own device: GPU memory in a CUDA run.
+    host_memory_mb : `float`, optional (default = `0`)
+        In a CUDA run, the budget in pinned host memory past `memory_mb`.
     directory : `str`, optional
         Where entries go once the memory budget is spent (a sub-folder per namespace).
     float16 : `bool`
-        Store states in float16 (half the memory; no longer bit-exact).
+        Store states in float16 (half the memory; no longer bit-exact); otherwise in the dtype
+        they were computed in.
     """
 
     def __init__(
@@ -61,13 +64,18 @@ class LowerStateCache:
         namespace: str,
         *,
         memory_mb: float = 2048.0,
+        host_memory_mb: float = 0.0,
         directory: Optional[str] = None,
         float16: bool = False,
     ) -> None:
-        self.dtype = torch.float16 if float16 else torch.float32
+        # None: the states' own dtype (what the lower layers computed them in).
+        self.dtype: Optional[torch.dtype] = torch.float16 if float16 else None
         self.namespace = hashlib.sha1(f"{namespace}|{self.dtype}".encode()).hexdigest()
         self.memory_budget = int(memory_mb * 2**20)
         self.memory_used = 0
+        self.host_budget = int(host_memory_mb * 2**20)
+        self.host_used = 0
+        self._host: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         self.directory = None if directory is None else os.path.join(directory, self.namespace)
         if self.directory is not None:
             os.makedirs(self.directory, exist_ok=True)
@@ -102,6 +110,8 @@ class LowerStateCache:
             The shape the states must have; a disk entry of another shape is not used.
         """
         states = self._memory.get(key)
+        if states is None:
+            states = self._host.get(key)
         if states is None and self.directory is not None:
             path = self._path(key)
             if os.path.exists(path):
@@ -136,16 +146,28 @@ class LowerStateCache:
         return None
 
     def put(self, key: str, states: torch.Tensor) -> None:
-        states = states.detach().to(device="cpu", dtype=self.dtype).contiguous()
+        """
+        Stores one example's `(length, hidden)` states: on their own device (the GPU in a CUDA
+        run) within `memory_mb`; past it, for states on a GPU, in pinned host memory within
+        `host_memory_mb` (read back with asynchronous copies); past that, on disk when a
+        directory is given.
+        """
+        states = states.detach()
+        if self.dtype is not None:
+            states = states.to(self.dtype)
+        states = states.contiguous()
         size = states.numel() * states.element_size()
         if self.memory_used + size <= self.memory_budget:
-            self._memory[key] = states
+            self._memory[key] = states.clone()  # not a view into the batch's tensor
             self.memory_used += size
+        elif states.device.type == "cuda" and self.host_used + size <= self.host_budget:
+            self._host[key] = states.to("cpu").pin_memory()
+            self.host_used += size
         elif self.directory is not None:
             path = self._path(key)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             temporary = f"{path}.{os.getpid()}.tmp"
-            states = states.clone()
+            states = states.to("cpu").clone()
             torch.save({"states": states, "sha1": _digest(states)}, temporary)
             os.replace(temporary, path)  # atomic: a killed run never leaves half an entry
         elif not self._warned_full:

@@ -40,7 +40,9 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         dropout there), which is what makes reuse exact; the authors' setting keeps that
         dropout on, so a cached run is the `lower_dropout: false` variant of theirs.
     cache_memory_mb : `float`, optional (default = `2048`)
-        The in-memory budget for cached states.
+        The budget for cached states on the compute device (GPU memory in a CUDA run).
+    cache_host_memory_mb : `float`, optional (default = `0`)
+        In a CUDA run, a further budget in pinned host memory, read back asynchronously.
     cache_dir : `str`, optional
         Where states go once the memory budget is spent (kept between runs; entries are keyed
         by model, prompt layer, weights and text, so a stale entry is never reused).
@@ -67,6 +69,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         lower_dropout: bool = True,
         cache: bool = False,
         cache_memory_mb: float = 2048.0,
+        cache_host_memory_mb: float = 0.0,
         cache_dir: Optional[str] = None,
         cache_float16: bool = False,
         backbone_dtype: str = "float32",
@@ -86,7 +89,8 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         if compile:
             self.stack.compile(backend=compile_backend)
         self._cache_settings = (
-            dict(memory_mb=cache_memory_mb, directory=cache_dir, float16=cache_float16)
+            dict(memory_mb=cache_memory_mb, host_memory_mb=cache_host_memory_mb,
+                 directory=cache_dir, float16=cache_float16)
             if cache
             else None
         )
@@ -172,32 +176,39 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor]
     ) -> torch.Tensor:
         cache = self._cache_for(token_ids.device.type)
-        ids_cpu, mask_cpu = token_ids.cpu(), mask.cpu()
-        types_cpu = None if type_ids is None else type_ids.cpu()
-        keys = [
-            cache.key(ids_cpu[row][mask_cpu[row]], None if types_cpu is None else types_cpu[row][mask_cpu[row]])
-            for row in range(token_ids.size(0))
-        ]
+        batch, length = token_ids.shape
+        device = token_ids.device
+        # One copy to the host for the whole batch: the keys are hashed there.
+        host = torch.stack(
+            [token_ids, mask.long()] + ([] if type_ids is None else [type_ids])
+        ).cpu()
+        ids_cpu, mask_cpu = host[0], host[1].bool()
+        types_cpu = None if type_ids is None else host[2]
         lengths = mask_cpu.sum(dim=1).tolist()
+        keys = [
+            cache.key(ids_cpu[row, :n], None if types_cpu is None else types_cpu[row, :n])
+            for row, n in enumerate(lengths)
+        ]
         found: List[Optional[torch.Tensor]] = [
-            cache.get(key, length=length, hidden_size=self.get_output_dim())
-            for key, length in zip(keys, lengths)
+            cache.get(key, length=n, hidden_size=self.get_output_dim())
+            for key, n in zip(keys, lengths)
         ]
         missing = [row for row, states in enumerate(found) if states is None]
-        computed_dtype = None
         if missing:
-            rows = torch.tensor(missing, device=token_ids.device)
+            rows = torch.tensor(missing, device=device)
             computed = self.stack(
                 token_ids[rows], mask[rows], None if type_ids is None else type_ids[rows]
             )
-            computed_dtype = computed.dtype
             for position, row in enumerate(missing):
-                states = computed[position][mask[row]]
+                states = computed[position, : lengths[row]]  # right-padded: a slice, no mask
                 cache.put(keys[row], states)
                 found[row] = states
-        dtype = computed_dtype or next(self.stack.parameters()).dtype
-        output = torch.zeros(
-            *token_ids.shape, self.get_output_dim(), dtype=dtype, device=token_ids.device
-        )
-        output[mask] = torch.cat([states.to(device=token_ids.device, dtype=dtype) for states in found])  # type: ignore[union-attr]
-        return output
+        # The dtype the states were computed in (stored so), or the weights' for float16 storage.
+        dtype = next(self.stack.parameters()).dtype if cache.dtype is not None else found[0].dtype  # type: ignore[union-attr]
+        # One scatter of all rows' states into the padded output, at positions computed on the
+        # host: no boolean indexing (which would wait for the device).
+        flat = torch.cat([states.to(device=device, dtype=dtype, non_blocking=True) for states in found])  # type: ignore[union-attr]
+        positions = torch.cat([row * length + torch.arange(n) for row, n in enumerate(lengths)])
+        output = torch.zeros(batch * length, self.get_output_dim(), dtype=dtype, device=device)
+        output.index_copy_(0, positions.to(device, non_blocking=True), flat)
+        return output.view(batch, length, -1)
