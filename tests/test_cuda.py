@@ -94,3 +94,23 @@ def test_use_amp_on_cuda_trains_and_the_archive_agrees_with_the_cpu(config, fami
     check_amp_run(serialization_dir)
     torch.testing.assert_close(archive_logits(serialization_dir, 0),
                                archive_logits(serialization_dir, -1), atol=1e-4, rtol=1e-4)
+
+
+@requires_gpu
+def test_a_model_moved_to_cuda_leaves_another_model_of_the_same_backbone_on_the_cpu(tiny_models):
+    """Two models share one backbone until one of them moves: the CUDA one gets its own copies,
+    the CPU one keeps working on the shared weights, and both compute the same logits."""
+    from models.test_late_prompt_classifier import TEXTS, build, tensors
+
+    torch.manual_seed(0)
+    reader, vocab, on_cpu = build(tiny_models["roberta"], "roberta")
+    torch.manual_seed(0)
+    _, _, on_cuda = build(tiny_models["roberta"], "roberta")
+    on_cuda.cuda()
+    assert all(p.device.type == "cpu" for p in on_cpu.parameters())
+    batch = tensors(reader, vocab, TEXTS)
+    on_cpu.eval(), on_cuda.eval()
+    with torch.no_grad():
+        expected = on_cpu(**batch)["logits"]
+        got = on_cuda(**move_to_device(batch, 0))["logits"].cpu()
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
