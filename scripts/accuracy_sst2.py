@@ -3,7 +3,7 @@ SST-2 dev accuracy and wall time with all-MiniLM-L6-v2, every method trained by 
 late prompt (a sweep over the prompt layer), late prompt with the lower-layer cache, input-level
 prompt tuning (prompt_layer 0, static prompt), full fine-tuning, frozen backbone + linear head.
 
-    python scripts/accuracy_sst2.py --sst2 ../shared/data/sst2 --out runs/accuracy-sst2 \
+    python scripts/accuracy_sst2.py --sst2 data/sst2 --out runs/accuracy-sst2 \
         [--train-examples N] [--epochs E] [--methods a,b,...]
 
 `--train-examples` caps the training instances (dataset_reader.max_instances; the dev set is read
@@ -42,7 +42,7 @@ def methods():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sst2", default="../shared/data/sst2")
+    parser.add_argument("--sst2", default="data/sst2")
     parser.add_argument("--out", default="runs/accuracy-sst2")
     parser.add_argument("--train-examples", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=1)

@@ -6,7 +6,7 @@
 #
 #   bash scripts/few_shot_sst2_minilm.sh [SST2_DIR] [OUT] [SEEDS...]
 set -euo pipefail
-sst2=${1:-../shared/data/sst2}
+sst2=${1:-data/sst2}
 out=${2:-runs/few-shot-minilm}
 shift $(( $# > 2 ? 2 : $# )) || true
 seeds=${*:-13 21 42}

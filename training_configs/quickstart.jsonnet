@@ -5,8 +5,8 @@
 // the same cost (docs/RESULTS.md, generator sweep). The paper's configs keep the paper's NPG.
 //
 //   allennlp train training_configs/quickstart.jsonnet -s runs/quickstart
-//   ... -o '{"train_data_path": "../shared/data/sst2/train.tsv",
-//            "validation_data_path": "../shared/data/sst2/dev.tsv"}'
+//   ... -o '{"train_data_path": "data/sst2/train.tsv",
+//            "validation_data_path": "data/sst2/dev.tsv"}'
 local lpt = import 'common/lpt.libsonnet';
 local here = lpt.dirOf(std.thisFile);
 local root = if here == '' then '..' else here + '/..';

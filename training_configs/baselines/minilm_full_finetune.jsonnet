@@ -6,8 +6,8 @@ local model = 'sentence-transformers/all-MiniLM-L6-v2';
 
 {
   dataset_reader: lpt.reader(model, max_length=128),
-  train_data_path: '../shared/data/sst2/train.tsv',
-  validation_data_path: '../shared/data/sst2/dev.tsv',
+  train_data_path: 'data/sst2/train.tsv',
+  validation_data_path: 'data/sst2/dev.tsv',
   model: {
     type: 'basic_classifier',
     namespace: 'tags',
