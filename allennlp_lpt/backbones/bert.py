@@ -12,6 +12,7 @@ from allennlp_lpt.core.family import (
     low_memory_loading,
     quiet_hf_loading,
     register_family,
+    swap_module,
 )
 
 
@@ -78,8 +79,7 @@ class EncoderFamily(BackboneFamily):
             if attention.position_embedding_type != "absolute" or attention.is_decoder:
                 continue  # HF's eager kernel, as documented above
             lean = LeanSelfAttention(attention, num_heads=config.num_attention_heads)
-            lean.train(attention.training)
-            layer.attention.self = lean
+            swap_module(layer.attention, "self", lean)
 
 
 @register_family
@@ -108,7 +108,7 @@ def _is_bert_like_self_attention(module: torch.nn.Module) -> bool:
 class LeanSelfAttention(torch.nn.Module):
     """
     What HuggingFace's eager `BertSelfAttention` / `RobertaSelfAttention` computes, over the same
-    query/key/value weights (shared, not copied), through the core's `attend` kernel.
+    query/key/value weights (shared, not copied), through the core's `attend_heads` kernel.
 
     # Parameters
 

@@ -10,6 +10,7 @@ from allennlp_lpt.core.family import (
     low_memory_loading,
     quiet_hf_loading,
     register_family,
+    swap_module,
 )
 
 
@@ -75,9 +76,7 @@ class GPT2Family(BackboneFamily):
             return
         for block in layers:
             if not getattr(block.attn, "is_cross_attention", False):
-                lean = LeanGPT2Attention(block.attn)
-                lean.train(block.attn.training)
-                block.attn = lean
+                swap_module(block, "attn", LeanGPT2Attention(block.attn))
 
     @classmethod
     def final_norm(cls, model: PreTrainedModel) -> torch.nn.Module:
@@ -91,7 +90,7 @@ class GPT2Family(BackboneFamily):
 class LeanGPT2Attention(torch.nn.Module):
     """
     What HuggingFace's `GPT2Attention` computes for self-attention, over its `c_attn`, `c_proj`
-    and residual dropout (shared, not copied), through the core's `attend` kernel. The causal
+    and residual dropout (shared, not copied), through the core's `attend_heads` kernel. The causal
     mask comes in `attention_mask`, complete (`core.masks.attention_bias(causal=True)`).
 
     # Parameters
@@ -105,7 +104,7 @@ class LeanGPT2Attention(torch.nn.Module):
         self.c_attn, self.c_proj, self.resid_dropout = hf.c_attn, hf.c_proj, hf.resid_dropout
         self.embed_dim, self.num_heads = hf.embed_dim, hf.num_heads
         # Kept as a module, so that whatever sets dropout modules' `p` reaches this one too;
-        # `attend` reads its probability.
+        # `attend_heads` reads its probability.
         self.attn_dropout = hf.attn_dropout
 
     def forward(
@@ -150,8 +149,6 @@ class LeanGPT2Attention(torch.nn.Module):
         if layer_past is not None:  # prefix tuning's keys and values, in front
             key = torch.cat([layer_past[0], key], dim=2)
             value = torch.cat([layer_past[1], value], dim=2)
-        if attention_mask is None and key.size(2) != query.size(2):
-            raise ValueError("LeanGPT2Attention needs the complete causal bias with a layer_past")
         context = merge_heads(attend_heads(
             query, key, value, attention_mask, dropout_p=self.attn_dropout.p,
             training=self.training, is_causal=attention_mask is None,

@@ -13,12 +13,13 @@ from allennlp.common.checks import ConfigurationError
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
 
-from allennlp_lpt.core.attention import attend_heads
+from allennlp_lpt.core.attention import attend_heads, merge_heads, split_heads
 from allennlp_lpt.core.family import (
     BackboneFamily,
     low_memory_loading,
     quiet_hf_loading,
     register_family,
+    swap_module,
 )
 from allennlp_lpt.core.masks import attention_bias
 
@@ -73,7 +74,6 @@ class LeanRotaryAttention(torch.nn.Module):
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = hf.q_proj, hf.k_proj, hf.v_proj, hf.o_proj
         self.num_heads = hf.num_heads
         self.num_key_value_heads = hf.num_key_value_heads
-        self.head_dim = hf.head_dim
         self.attention_dropout = float(hf.attention_dropout)
 
     def forward(
@@ -91,21 +91,16 @@ class LeanRotaryAttention(torch.nn.Module):
 
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
         """
-        batch, length, _ = hidden_states.shape
-
-        def heads(states: torch.Tensor, count: int) -> torch.Tensor:
-            return states.view(batch, length, count, self.head_dim).transpose(1, 2)
-
-        query = heads(self.q_proj(hidden_states), self.num_heads)
-        key = heads(self.k_proj(hidden_states), self.num_key_value_heads)
-        value = heads(self.v_proj(hidden_states), self.num_key_value_heads)
+        query = split_heads(self.q_proj(hidden_states), self.num_heads)
+        key = split_heads(self.k_proj(hidden_states), self.num_key_value_heads)
+        value = split_heads(self.v_proj(hidden_states), self.num_key_value_heads)
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
         groups = self.num_heads // self.num_key_value_heads
         context = attend_heads(
             query, repeat_kv(key, groups), repeat_kv(value, groups), bias,
             dropout_p=self.attention_dropout, training=self.training,
         )
-        return self.o_proj(context.transpose(1, 2).reshape(batch, length, -1))
+        return self.o_proj(merge_heads(context))
 
 
 class TokenEmbeddings(torch.nn.Module):
@@ -128,7 +123,6 @@ class LlamaFamily(BackboneFamily):
     model_types = ("llama", "mistral", "qwen2")
     is_causal = True
     encoder_types = ("late_prompt_causal",)
-    prompt_positions = "rotary: the prompt at -n .. -1, right before the first token"
 
     @classmethod
     def hidden_dropout(cls, config: PretrainedConfig) -> float:
@@ -187,9 +181,7 @@ class LlamaFamily(BackboneFamily):
     @classmethod
     def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
         for layer in layers:
-            lean = LeanRotaryAttention(layer.self_attn)
-            lean.train(layer.self_attn.training)
-            layer.self_attn = lean
+            swap_module(layer, "self_attn", LeanRotaryAttention(layer.self_attn))
 
     @classmethod
     def layer_inputs(

@@ -31,8 +31,8 @@ def _first(config: Any, key: str) -> Optional[Any]:
     return next((value for value in values if value is not None), None)
 
 
-def describe_run(folder: str) -> Tuple[Tuple[str, str, str], str, float]:
-    """((task, model, setting), metric name, value) of one run."""
+def describe_run(folder: str) -> Tuple[Tuple[str, str, str], str, float, Dict[str, Any]]:
+    """((task, model, setting), metric name, value, saved config) of one run."""
     with open(os.path.join(folder, "config.json")) as handle:
         config = json.load(handle)
     with open(os.path.join(folder, "metrics.json")) as handle:
@@ -53,8 +53,8 @@ def describe_run(folder: str) -> Tuple[Tuple[str, str, str], str, float]:
                 if str(task).lower() == "mnli" and prefix == "test_" and os.path.isfile(mismatched):
                     with open(mismatched) as handle:
                         other = float(json.load(handle)["accuracy"])
-                    return (task, model, setting), "test accuracy (m + mm) / 2", (value + other) / 2
-                return (task, model, setting), label, value
+                    return (task, model, setting), "test accuracy (m + mm) / 2", (value + other) / 2, config
+                return (task, model, setting), label, value, config
     raise ValueError(f"{folder}/metrics.json has no test_ or best_validation_ accuracy")
 
 
@@ -128,9 +128,8 @@ def aggregate(paths: List[str]) -> str:
     """
     runs = []
     for folder in find_runs(paths):
-        key, metric, value = describe_run(folder)
-        with open(os.path.join(folder, "config.json")) as handle:
-            runs.append((key, metric, value, seedless(json.load(handle))))
+        key, metric, value, config = describe_run(folder)
+        runs.append((key, metric, value, seedless(config)))
     if not runs:
         raise ValueError(f"no serialization directory (config.json + metrics.json) under {paths}")
     columns = varying_columns([config for *_, config in runs])

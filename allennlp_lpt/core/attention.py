@@ -15,46 +15,6 @@ import torch
 from allennlp_lpt.core.dropout import dropout
 
 
-def attend(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    bias: Optional[torch.Tensor],
-    *,
-    num_heads: int,
-    dropout_p: float,
-    training: bool,
-    is_causal: bool = False,
-) -> torch.Tensor:
-    """
-    Multi-head `softmax(query key^T / sqrt(head_size) + bias)`, dropped out in training, times
-    `value`, per head, with the heads merged again.
-
-    # Parameters
-
-    query, key, value : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
-        The projections; `hidden_size` is `num_heads x head_size`.
-    bias : `torch.Tensor`, optional, shape `(batch_size, 1, 1 or seq_len, seq_len)`
-        Additive (0 = attend, the dtype's minimum = do not), as `core.masks` makes it; a causal
-        bias is complete on its own.
-    num_heads : `int`
-    dropout_p : `float`
-        Dropout on the attention probabilities (only when `training`).
-    is_causal : `bool`, optional (default = `False`)
-        With no `bias`: the plain causal mask (query and key of the same length).
-
-    # Returns
-
-    `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
-    """
-    batch, length, hidden = query.shape
-    query, key, value = (split_heads(states, num_heads) for states in (query, key, value))
-    context = attend_heads(
-        query, key, value, bias, dropout_p=dropout_p, training=training, is_causal=is_causal
-    )
-    return merge_heads(context)
-
-
 def split_heads(states: torch.Tensor, num_heads: int) -> torch.Tensor:
     """`(batch, seq_len, heads x head_size)` -> `(batch, heads, seq_len, head_size)`."""
     batch, length, hidden = states.shape
@@ -78,7 +38,8 @@ def attend_heads(
     is_causal: bool = False,
 ) -> torch.Tensor:
     """
-    `attend` on heads already split (and, for rotary families, already rotated).
+    Multi-head `softmax(query key^T / sqrt(head_size) + bias)`, dropped out in training, times
+    `value`, on heads already split (`split_heads`; for rotary families already rotated).
 
     # Parameters
 
@@ -86,9 +47,13 @@ def attend_heads(
     key, value : `torch.Tensor`, shape `(batch_size, num_heads, key_len, head_size)`
         `key_len` exceeds `seq_len` where prefix keys and values come first (prefix tuning).
     bias : `torch.Tensor`, optional, shape `(batch_size, 1, 1 or seq_len, key_len)`
+        Additive (0 = attend, the dtype's minimum = do not), as `core.masks` makes it; a causal
+        bias is complete on its own.
     dropout_p : `float`
+        Dropout on the attention probabilities (only when `training`).
     training : `bool`
     is_causal : `bool`, optional (default = `False`)
+        With no `bias`: the plain causal mask (queries and keys of the same length).
 
     # Returns
 

@@ -80,8 +80,6 @@ class BackboneFamily:
     is_causal: ClassVar[bool]
     # The registered Seq2VecEncoders that serve this family (the first is named in errors).
     encoder_types: ClassVar[Tuple[str, ...]]
-    # Where the prompt sits in position space, in words (for errors and documentation).
-    prompt_positions: ClassVar[str] = "none: the prompt gets no position embedding"
 
     @classmethod
     def num_layers(cls, config: PretrainedConfig) -> int:
@@ -174,6 +172,13 @@ class BackboneFamily:
         if cls.is_causal:
             return last_true_index(mask)
         return torch.zeros(mask.size(0), dtype=torch.long, device=mask.device)
+
+
+def swap_module(parent: torch.nn.Module, name: str, replacement: torch.nn.Module) -> None:
+    """Puts `replacement` in place of `parent.name`, in the same train/eval mode (for the lean
+    modules `prepare_layers` swaps in)."""
+    replacement.train(getattr(parent, name).training)
+    setattr(parent, name, replacement)
 
 
 def last_true_index(mask: torch.Tensor) -> torch.Tensor:
