@@ -114,3 +114,84 @@ def test_a_model_moved_to_cuda_leaves_another_model_of_the_same_backbone_on_the_
         expected = on_cpu(**batch)["logits"]
         got = on_cuda(**move_to_device(batch, 0))["logits"].cpu()
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def _keyed_cached_classifier(tiny_models, family):
+    from allennlp.common import Params
+    from allennlp.data import Vocabulary
+    from allennlp.models import Model
+
+    from modules.test_cache_keys import read
+    from modules.test_lower_state_cache import MORE
+
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
+    shared = {"model_name": tiny_models[family], "prompt_layer": 2}
+    encoder = "late_prompt_gpt2" if family == "gpt2" else "late_prompt_roberta"
+    model = Model.from_params(vocab=vocab, params=Params({
+        "type": "basic_classifier",
+        "text_field_embedder": {"token_embedders": {"tokens": {"type": "late_prompt_transformer", "cache": True, **shared}}},
+        "seq2vec_encoder": {"type": encoder, **shared, "prompt_length": 4, "generator": {"type": "npg"}},
+    }))
+    _, tensors = read(tiny_models[family], MORE)
+    return model.cuda().train(), move_to_device({"tokens": tensors}, 0)
+
+
+@requires_gpu
+@pytest.mark.parametrize("family", ["roberta", "gpt2"])
+def test_a_cached_training_step_on_cuda_never_waits_for_the_gpu(tiny_models, family):
+    """With the reader's keys, the second epoch's forward and backward (cache hits, prompt,
+    upper layers, head, the deferred batch checks) run under `set_sync_debug_mode("error")`,
+    which raises at anything that makes the host wait for the GPU."""
+    model, tokens = _keyed_cached_classifier(tiny_models, family)
+    labels = torch.zeros(tokens["tokens"]["token_ids"].size(0), dtype=torch.long, device="cuda")
+    model(tokens=tokens)  # the first epoch: stores the states, checks the pairing
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):
+            logits = model(tokens=tokens)["logits"]
+            torch.nn.functional.cross_entropy(logits, labels).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    embedder = model._text_field_embedder.token_embedder_tokens
+    assert embedder.cache.hits == 2 * labels.numel()
+
+
+@requires_gpu
+def test_on_cuda_a_left_padded_mask_raises_at_the_next_batch_without_waiting(tiny_models):
+    model, tokens = _keyed_cached_classifier(tiny_models, "roberta")
+    encoder = model._seq2vec_encoder
+    field = tokens["tokens"]
+    model(tokens=tokens)  # each half checks its pairing inside the model, at its first batch
+    states = model._text_field_embedder(tokens)
+    left = field["mask"].flip(1)  # real tokens last
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        encoder(states, field["mask"])
+        encoder(states, left)  # the verdict is on its way back
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+    with pytest.raises(ValueError, match=r"not right-padded.*Batch 3 this component received"):
+        encoder(states, field["mask"])
+
+
+@requires_gpu
+def test_the_pinned_host_tier_reads_back_exactly_on_cuda(tiny_models):
+    from modules.test_cache_keys import read
+    from modules.test_lower_state_cache import MORE, count_stack_rows, embedder
+
+    _, tensors = read(tiny_models["roberta"], MORE)
+    tensors = move_to_device(tensors, 0)
+    plain = {name: value for name, value in tensors.items() if name != "row_keys"}
+    expected = embedder(tiny_models["roberta"]).cuda().eval()(**plain)
+    cached = embedder(tiny_models["roberta"], cache=True, cache_memory_mb=0, cache_host_memory_mb=16).cuda()
+    rows = count_stack_rows(cached)
+    cached(**tensors)
+    got = cached(**tensors)
+    assert rows == [len(MORE)] and len(cached.cache) == len(MORE)
+    assert cached.cache.host_used > 0 and cached.cache.memory_used == 0
+    mask = tensors["mask"]
+    torch.testing.assert_close(got[mask], expected[mask], atol=1e-5, rtol=1e-5)

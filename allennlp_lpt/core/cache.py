@@ -3,10 +3,16 @@ A store of the frozen states below the prompt layer, so later epochs skip those 
 
 Exact only when the lower layers are deterministic, so the embedder runs them in eval mode while
 the cache is on (the authors keep dropout on there: see `LatePromptTransformerEmbedder`).
-Entries are keyed by a digest of the namespace (model, prompt layer, a fingerprint of the
-lower layers' weights, storage dtype) and the example's own token and type ids: a changed text,
-model or prompt layer can never hit a stale entry. Entries live in memory up to a budget, then
-on disk (one file each) when a directory is given; past both, new states are simply not stored.
+Each store has a namespace (model, prompt layer, a fingerprint of the lower layers' weights, the
+precision and mode they run in, storage dtype) and keys its entries by the example's own token
+and type ids (`instance_key`): a changed text, model or prompt layer never hits a stale entry.
+
+Where entries live, in order: one arena on the compute device (GPU memory in a CUDA run) up to
+`memory_mb`; pinned host memory up to `host_memory_mb` (CUDA runs); one file each on disk when a
+directory is given; past all of them, new states are simply not stored. A batch is read back
+with one gather from the arena, at positions the host computes from the keys and lengths it
+already knows, so a training step whose entries are all in the arena never waits for the GPU
+when the keys come with the batch (the `lpt_*` readers' `cache_keys`).
 A file on disk holds its states with a digest of them; a file that does not load (damaged,
 truncated, a pickle that weights-only loading refuses), whose digest or shape does not match,
 is never used: it is removed and its states are computed again, with one warning naming it.
@@ -14,12 +20,40 @@ is never used: it is removed and its states are computed again, with one warning
 import hashlib
 import logging
 import os
-from collections import OrderedDict
-from typing import Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy
 import torch
 
 logger = logging.getLogger(__name__)
+
+IdSequence = Union[Sequence[int], numpy.ndarray]
+
+
+def instance_key(token_ids: IdSequence, type_ids: Optional[IdSequence] = None) -> str:
+    """
+    The key of one example: a SHA-1 of its unpadded token ids (and type ids) as int64, the same
+    whether the data pipeline computes it from the indexed lists or the embedder from a batch.
+    """
+    digest = hashlib.sha1(numpy.asarray(token_ids, dtype=numpy.int64).tobytes())
+    if type_ids is not None:
+        digest.update(b"|")
+        digest.update(numpy.asarray(type_ids, dtype=numpy.int64).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RowKeys:
+    """
+    Each row's `instance_key` and number of real tokens, computed on the host by the data
+    pipeline (see `CacheKeyedTextField`). AllenNLP moves a batch's tensors to the GPU and
+    leaves this as it is, so the embedder can find the rows' entries without reading anything
+    back from the device.
+    """
+
+    keys: Tuple[str, ...]
+    lengths: Tuple[int, ...]
 
 
 def _digest(states: torch.Tensor) -> str:
@@ -42,6 +76,27 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def _to_device(indices: numpy.ndarray, device: torch.device) -> torch.Tensor:
+    """Host-computed indices onto `device` without making the host wait (pinned, async)."""
+    tensor = torch.from_numpy(indices)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
+def _spans(starts: Sequence[int], lengths: Sequence[int]) -> numpy.ndarray:
+    """The concatenated ranges `start .. start + length - 1`, as int64."""
+    if not starts:
+        return numpy.zeros(0, dtype=numpy.int64)
+    return numpy.concatenate(
+        [numpy.arange(start, start + length, dtype=numpy.int64) for start, length in zip(starts, lengths)]
+    )
+
+
+# Where a row's states come from while a batch is assembled.
+_ARENA, _HOST, _COMPUTED = "arena", "host", "computed"
+
+
 class LowerStateCache:
     """
     # Parameters
@@ -49,11 +104,11 @@ class LowerStateCache:
     namespace : `str`
         Everything that decides the states besides the input (model, prompt layer, weights).
     memory_mb : `float`
-        The budget (MiB of stored states) on the states' own device: GPU memory in a CUDA run.
+        The budget (MiB of stored states) on the compute device: GPU memory in a CUDA run.
     host_memory_mb : `float`, optional (default = `0`)
         In a CUDA run, the budget in pinned host memory past `memory_mb`.
     directory : `str`, optional
-        Where entries go once the memory budget is spent (a sub-folder per namespace).
+        Where entries go once the memory budgets are spent (a sub-folder per namespace).
     float16 : `bool`
         Store states in float16 (half the memory; no longer bit-exact); otherwise in the dtype
         they were computed in.
@@ -75,54 +130,215 @@ class LowerStateCache:
         self.memory_used = 0
         self.host_budget = int(host_memory_mb * 2**20)
         self.host_used = 0
-        self._host: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         self.directory = None if directory is None else os.path.join(directory, self.namespace)
         if self.directory is not None:
             os.makedirs(self.directory, exist_ok=True)
-        self._memory: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+        # The device tier: one `(capacity, hidden)` tensor whose row 0 stays zero (what padding
+        # positions gather), entries at `(first row, length)`; grown by doubling, never past the
+        # budget.
+        self._arena: Optional[torch.Tensor] = None
+        self._arena_rows = 1
+        self._slots: Dict[str, Tuple[int, int]] = {}
+        self._host: Dict[str, torch.Tensor] = {}
         self.hits = 0
         self.misses = 0
         self._warned_full = False
 
-    def key(self, token_ids: torch.Tensor, type_ids: Optional[torch.Tensor]) -> str:
-        """The key of one example from its unpadded `(length,)` token (and type) ids."""
-        digest = hashlib.sha1(self.namespace.encode())
-        digest.update(token_ids.to(torch.int64).cpu().numpy().tobytes())
-        if type_ids is not None:
-            digest.update(b"|")
-            digest.update(type_ids.to(torch.int64).cpu().numpy().tobytes())
-        return digest.hexdigest()
+    def __len__(self) -> int:
+        """Entries held in memory (device and host)."""
+        return len(self._slots) + len(self._host)
+
+    # Reading and writing a batch.
+
+    def batch_states(
+        self,
+        keys: Sequence[str],
+        lengths: Sequence[int],
+        seq_len: int,
+        *,
+        compute: Callable[[torch.Tensor], torch.Tensor],
+        device: torch.device,
+        hidden_size: int,
+        output_dtype: Optional[torch.dtype] = None,
+    ) -> torch.Tensor:
+        """
+        The padded states of a batch: stored rows read back, missing rows computed (and stored).
+
+        # Parameters
+
+        keys : each row's `instance_key`.
+        lengths : each row's number of real tokens (right-padded rows).
+        seq_len : `int`
+            The batch's padded length.
+        compute : `Callable`
+            Given a `(num_missing,)` LongTensor of row indices on `device`, returns those rows'
+            states, shape `(num_missing, seq_len, hidden_size)`.
+        device : where the output goes (the compute device).
+        hidden_size : `int`
+        output_dtype : `torch.dtype`, optional
+            The output's dtype (default: the dtype the states are stored in).
+
+        # Returns
+
+        `torch.Tensor`, shape `(len(keys), seq_len, hidden_size)`, zeros at padding positions.
+        """
+        batch = len(keys)
+        if self._arena is not None and self._arena.device != device:
+            self._arena = self._arena.to(device)  # the model moved (e.g. CPU to GPU): once
+        sources: List[Tuple[str, object]] = []
+        missing: List[int] = []
+        for row, (key, length) in enumerate(zip(keys, lengths)):
+            source = self._find(key, length, hidden_size)
+            if source is None:
+                missing.append(row)
+                self.misses += 1
+            else:
+                self.hits += 1
+            sources.append(source)  # type: ignore[arg-type]
+        computed: Optional[torch.Tensor] = None
+        if missing:
+            computed = compute(_to_device(numpy.asarray(missing, dtype=numpy.int64), device))
+            stored = self._store(
+                [keys[row] for row in missing], [lengths[row] for row in missing], computed
+            )
+            for position, (row, source) in enumerate(zip(missing, stored)):
+                sources[row] = source if source is not None else (_COMPUTED, position)
+
+        dtype = output_dtype or self._storage_dtype(computed)
+        # Every position gathers from the arena (row 0, zeros, unless its row's states are
+        # there); rows held elsewhere are copied in afterwards.
+        arena_index = numpy.zeros(batch * seq_len, dtype=numpy.int64)
+        elsewhere: Dict[str, Tuple[List[object], List[int], List[int]]] = {
+            _HOST: ([], [], []), _COMPUTED: ([], [], [])
+        }
+        for row, ((kind, where), length) in enumerate(zip(sources, lengths)):
+            start = row * seq_len
+            if kind == _ARENA:
+                arena_index[start : start + length] = numpy.arange(where, where + length)  # type: ignore[operator]
+            else:
+                parts, starts, spans = elsewhere[kind]
+                parts.append(where)
+                starts.append(start)
+                spans.append(length)
+        if self._arena is not None and self._arena.device == device:
+            output = self._arena.index_select(0, _to_device(arena_index, device))
+            output = output.to(dtype)
+        else:
+            output = torch.zeros(batch * seq_len, hidden_size, dtype=dtype, device=device)
+        host_parts, host_starts, host_lengths = elsewhere[_HOST]
+        if host_parts:
+            # One asynchronous copy per row from pinned memory (or a file's tensor), one scatter.
+            flat = torch.cat([part.to(device, non_blocking=True) for part in host_parts])  # type: ignore[attr-defined]
+            output.index_copy_(0, _to_device(_spans(host_starts, host_lengths), device), flat.to(dtype))
+        positions, starts, spans = elsewhere[_COMPUTED]
+        if positions:
+            assert computed is not None
+            source_rows = _spans([int(p) * seq_len for p in positions], spans)  # type: ignore[call-overload]
+            flat = computed.reshape(-1, hidden_size).index_select(0, _to_device(source_rows, device))
+            output.index_copy_(0, _to_device(_spans(starts, spans), device), flat.to(dtype))
+        return output.view(batch, seq_len, hidden_size)
+
+    def _storage_dtype(self, computed: Optional[torch.Tensor]) -> torch.dtype:
+        if self._arena is not None:
+            return self._arena.dtype
+        if computed is not None:
+            return self.dtype or computed.dtype
+        return self.dtype or torch.float32
+
+    def _find(self, key: str, length: int, hidden_size: int) -> Optional[Tuple[str, object]]:
+        slot = self._slots.get(key)
+        if slot is not None:
+            return (_ARENA, slot[0])
+        states = self._host.get(key)
+        if states is None and self.directory is not None:
+            path = self._path(key)
+            if os.path.exists(path):
+                states = self._load_verified(path, (length, hidden_size))
+        return None if states is None else (_HOST, states)
+
+    def _store(
+        self, keys: Sequence[str], lengths: Sequence[int], computed: torch.Tensor
+    ) -> List[Optional[Tuple[str, object]]]:
+        """
+        Stores freshly computed rows `(rows, seq_len, hidden)`: into the arena while the device
+        budget allows (one gather and one copy for all of them), then pinned host memory, then
+        disk (which waits for the device: the states must reach the host to be written).
+        Returns, per row, where it is now readable from, or None (read it from `computed`).
+        """
+        computed = computed.detach()
+        if self.dtype is not None:
+            computed = computed.to(self.dtype)
+        seq_len, hidden_size = computed.size(1), computed.size(2)
+        row_bytes = hidden_size * computed.element_size()
+        result: List[Optional[Tuple[str, object]]] = []
+        to_arena: List[int] = []
+        for position, (key, length) in enumerate(zip(keys, lengths)):
+            size = length * row_bytes
+            if self.memory_used + size <= self.memory_budget:
+                self._slots[key] = (self._arena_rows + sum(lengths[p] for p in to_arena), length)
+                self.memory_used += size
+                to_arena.append(position)
+                result.append((_ARENA, self._slots[key][0]))
+                continue
+            states = computed[position, :length]
+            if states.device.type == "cuda" and self.host_used + size <= self.host_budget:
+                # Asynchronous: stream order makes it complete before any later copy back.
+                pinned = torch.empty(states.shape, dtype=states.dtype, pin_memory=True)
+                self._host[key] = pinned.copy_(states, non_blocking=True)
+                self.host_used += size
+                result.append((_HOST, self._host[key]))
+            elif self.directory is not None:
+                self._save(key, states)
+                result.append(None)
+            else:
+                if not self._warned_full:
+                    logger.warning(
+                        "The lower-layer cache is full (%.0f MiB in memory, no directory): later "
+                        "instances are computed every epoch. Raise cache_memory_mb or set cache_dir.",
+                        self.memory_budget / 2**20,
+                    )
+                    self._warned_full = True
+                result.append(None)
+        if to_arena:
+            added = sum(lengths[p] for p in to_arena)
+            self._reserve(self._arena_rows + added, computed, row_bytes)
+            source_rows = _spans([p * seq_len for p in to_arena], [lengths[p] for p in to_arena])
+            assert self._arena is not None
+            self._arena[self._arena_rows : self._arena_rows + added] = computed.reshape(
+                -1, hidden_size
+            ).index_select(0, _to_device(source_rows, computed.device))
+            self._arena_rows += added
+        return result
+
+    def _reserve(self, rows: int, like: torch.Tensor, row_bytes: int) -> None:
+        """Makes the arena hold at least `rows` rows (doubling, capped at the budget)."""
+        capacity = 0 if self._arena is None else self._arena.size(0)
+        if rows <= capacity:
+            return
+        limit = 1 + self.memory_budget // row_bytes
+        new_capacity = min(max(rows, 2 * capacity, 1024), limit)
+        arena = torch.zeros(new_capacity, like.size(-1), dtype=like.dtype, device=like.device)
+        if self._arena is not None:
+            arena[: self._arena_rows] = self._arena[: self._arena_rows]
+        self._arena = arena
+
+    # Disk.
 
     def _path(self, key: str) -> str:
         assert self.directory is not None
         return os.path.join(self.directory, key[:2], key + ".pt")
 
-    def get(
-        self, key: str, *, length: Optional[int] = None, hidden_size: Optional[int] = None
+    def _save(self, key: str, states: torch.Tensor) -> None:
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        states = states.to("cpu").clone()
+        torch.save({"states": states, "sha1": _digest(states)}, temporary)
+        os.replace(temporary, path)  # atomic: a killed run never leaves half an entry
+
+    def _load_verified(
+        self, path: str, shape: Tuple[Optional[int], Optional[int]]
     ) -> Optional[torch.Tensor]:
-        """
-        The stored `(length, hidden_size)` states, or None (then the caller computes them).
-
-        # Parameters
-
-        key : `str`
-        length, hidden_size : `int`, optional
-            The shape the states must have; a disk entry of another shape is not used.
-        """
-        states = self._memory.get(key)
-        if states is None:
-            states = self._host.get(key)
-        if states is None and self.directory is not None:
-            path = self._path(key)
-            if os.path.exists(path):
-                states = self._load_verified(path, (length, hidden_size))
-        if states is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return states
-
-    def _load_verified(self, path: str, shape: Tuple[Optional[int], Optional[int]]) -> Optional[torch.Tensor]:
         problem = None
         try:
             entry = torch.load(path, weights_only=True, map_location="cpu")
@@ -132,7 +348,9 @@ class LowerStateCache:
             states = entry.get("states") if isinstance(entry, dict) else None
             if not isinstance(states, torch.Tensor) or entry.get("sha1") != _digest(states):
                 problem = "its digest does not match its states (or it has none)"
-            elif states.dim() != 2 or any(want is not None and got != want for got, want in zip(states.shape, shape)):
+            elif states.dim() != 2 or any(
+                want is not None and got != want for got, want in zip(states.shape, shape)
+            ):
                 problem = f"its states have shape {tuple(states.shape)}, not {shape}"
             else:
                 return states
@@ -144,39 +362,3 @@ class LowerStateCache:
         except OSError:
             pass
         return None
-
-    def put(self, key: str, states: torch.Tensor) -> None:
-        """
-        Stores one example's `(length, hidden)` states: on their own device (the GPU in a CUDA
-        run) within `memory_mb`; past it, for states on a GPU, in pinned host memory within
-        `host_memory_mb` (read back with asynchronous copies); past that, on disk when a
-        directory is given.
-        """
-        states = states.detach()
-        if self.dtype is not None:
-            states = states.to(self.dtype)
-        states = states.contiguous()
-        size = states.numel() * states.element_size()
-        if self.memory_used + size <= self.memory_budget:
-            self._memory[key] = states.clone()  # not a view into the batch's tensor
-            self.memory_used += size
-        elif states.device.type == "cuda" and self.host_used + size <= self.host_budget:
-            self._host[key] = states.to("cpu").pin_memory()
-            self.host_used += size
-        elif self.directory is not None:
-            path = self._path(key)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            temporary = f"{path}.{os.getpid()}.tmp"
-            states = states.to("cpu").clone()
-            torch.save({"states": states, "sha1": _digest(states)}, temporary)
-            os.replace(temporary, path)  # atomic: a killed run never leaves half an entry
-        elif not self._warned_full:
-            logger.warning(
-                "The lower-layer cache is full (%.0f MiB in memory, no directory): later "
-                "instances are computed every epoch. Raise cache_memory_mb or set cache_dir.",
-                self.memory_budget / 2**20,
-            )
-            self._warned_full = True
-
-    def __len__(self) -> int:
-        return len(self._memory)

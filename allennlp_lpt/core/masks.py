@@ -3,6 +3,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from allennlp_lpt.core.checks import BatchCheck
+
 
 def attention_bias(
     mask: torch.Tensor,
@@ -72,7 +74,17 @@ def prepend_prompt(
     )
 
 
-def check_right_padded(mask: torch.Tensor, *, where: str) -> None:
+def right_padding_violations(mask: torch.Tensor) -> torch.Tensor:
+    """
+    `(batch_size,)` booleans: rows of `mask` that are not real tokens first, then padding (or
+    have no real token at all).
+    """
+    return ~mask[:, 0] | (mask[:, 1:] & ~mask[:, :-1]).any(dim=1)
+
+
+def check_right_padded(
+    mask: torch.Tensor, *, where: str, check: Optional[BatchCheck] = None
+) -> None:
     """
     Raises a ValueError unless every row of `mask` is its real tokens first, then padding: the
     positions GPT-2 embeds, the last token the causal encoders pool and score from, and the
@@ -83,16 +95,20 @@ def check_right_padded(mask: torch.Tensor, *, where: str) -> None:
     mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
     where : `str`
         The component that received it, for the message.
+    check : `BatchCheck`, optional
+        The component's own `BatchCheck`: on a GPU it reads the verdict back later instead of
+        waiting for it (see `BatchCheck`). Without one the check is immediate.
     """
     mask = mask.bool()
     if mask.dim() != 2 or mask.size(1) == 0:
         raise ValueError(f"{where}: expected a (batch_size, seq_len) mask, got shape {tuple(mask.shape)}")
-    bad = ~mask[:, 0] | (mask[:, 1:] & ~mask[:, :-1]).any(dim=1)
-    if bool(bad.any()):
-        row = int(bad.nonzero()[0, 0])
-        raise ValueError(
+
+    def message(row: int) -> str:
+        return (
             f"{where}: the mask of row {row} is {mask[row].int().tolist()}, not right-padded "
             f"(real tokens first, then padding, at least one real token). Pad on the right, as "
             f"AllenNLP's indexers do; left padding (e.g. a tokenizer with padding_side='left') "
             f"and gaps are not supported."
         )
+
+    (check or BatchCheck(defer=False))(right_padding_violations(mask), message)

@@ -12,6 +12,7 @@ from transformers import AutoTokenizer
 
 from allennlp_lpt.core import resolve_model_name
 from allennlp_lpt.core.backbone import shared_copy
+from allennlp_lpt.core.checks import BatchCheck
 from allennlp_lpt.core.masks import check_right_padded
 from allennlp_lpt.core.pretrained import PretrainedHead
 from allennlp_lpt.data.tasks import get_task, split_answer_template
@@ -140,6 +141,9 @@ class LatePromptClassifier(Model):
             # Every answer has the same length here (one label token + the same suffix).
             self.register_buffer("_answer_ids", torch.tensor(answers), persistent=False)
         self._accuracy = CategoricalAccuracy()
+        # On a GPU these read their verdicts back a step later instead of waiting for them.
+        self._mask_token_check = BatchCheck()
+        self._padding_check = BatchCheck()
         self._f1: Optional[F1Measure] = None
         if self._metric == "acc_and_f1":
             if "1" not in label_words or len(labels) != 2:
@@ -157,6 +161,12 @@ class LatePromptClassifier(Model):
                 f"(' {word}' tokenizes to {pieces}); choose a word that is one token."
             )
         return ids[0]
+
+    def train(self, mode: bool = True) -> "LatePromptClassifier":
+        # An epoch's end: every batch's verdict is read by now.
+        self._mask_token_check.flush()
+        self._padding_check.flush()
+        return super().train(mode)
 
     def forward(  # type: ignore
         self, tokens: TextFieldTensors, label: Optional[torch.LongTensor] = None
@@ -184,13 +194,19 @@ class LatePromptClassifier(Model):
         mask = util.get_text_field_mask(tokens)
         token_ids = util.get_token_ids_from_text_field_tensors(tokens)
         is_mask = token_ids == self._tokenizer.mask_token_id
-        if not bool((is_mask.sum(dim=1) == 1).all()):
-            raise ValueError(
-                "late_prompt_classifier needs exactly one mask token per input; use a reader "
-                "template with one <mask>, e.g. '{s} . It was <mask> .'"
-            )
+        mask_counts = is_mask.sum(dim=1)
+        self._mask_token_check(
+            mask_counts != 1,
+            lambda row: (
+                f"late_prompt_classifier needs exactly one mask token per input; row {row} has "
+                f"{int(mask_counts[row])}. Use a reader template with one <mask>, e.g. "
+                f"'{{s}} . It was <mask> .'"
+            ),
+        )
         final = self._encoder.encode_tokens(self._text_field_embedder(tokens), mask)
-        at_mask = final[is_mask]  # (batch, hidden)
+        # A gather at each row's mask position: boolean indexing would wait for the GPU.
+        position = is_mask.int().argmax(dim=1)  # (batch,)
+        at_mask = final.gather(1, position[:, None, None].expand(-1, 1, final.size(-1))).squeeze(1)
         # float32 for the softmax and the loss, whatever dtype the frozen head is stored in.
         vocab_logits = self._lm_head(at_mask).float()  # (batch, vocab)
         logits = vocab_logits[:, self._label_word_ids]
@@ -217,7 +233,7 @@ class LatePromptClassifier(Model):
         context_ids = util.get_token_ids_from_text_field_tensors(tokens)
         context_mask = util.get_text_field_mask(tokens)
         # The answer is written after each context's last real token.
-        check_right_padded(context_mask, where="late_prompt_classifier")
+        check_right_padded(context_mask, where="late_prompt_classifier", check=self._padding_check)
         batch, num_answers, answer_len = answers.shape
         seq_len = context_ids.size(1) + answer_len
         rows = batch * num_answers

@@ -45,3 +45,31 @@ def test_generative_scoring_refuses_left_padded_contexts(tiny_models):
     field["token_ids"], field["mask"] = left_padded(field["token_ids"], field["mask"], 0)
     with pytest.raises(ValueError, match="late_prompt_classifier: the mask of row 1"):
         model(**batch)
+
+
+def test_on_a_gpu_the_check_is_read_a_batch_later_and_at_the_epochs_end(tiny_models):
+    """Reading a verdict back from a GPU would make the host wait for it at every step, so
+    there the check raises at the component's next batch, or when the trainer switches it
+    between train and eval (each epoch's end). `defer=True` gives that behaviour on the CPU."""
+    embedder, encoder = build_pair(tiny_models["roberta"], "roberta")
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", TEXTS)
+    _, left_mask = left_padded(ids, mask, 0)
+    states = embedder(ids, mask)
+    encoder._padding_check.defer = True
+    encoder(states, mask)
+    encoder(states, left_mask)  # not raised yet
+    with pytest.raises(ValueError, match=r"the mask of row 0 .*not right-padded.*\(Batch 2 this component received"):
+        encoder(states, mask)
+    encoder(states, mask)  # reported once, then the component goes on
+    encoder(states, left_mask)
+    with pytest.raises(ValueError, match=r"row 0 .*Batch 5"):
+        encoder.eval()
+
+
+def test_a_verbalizer_batch_without_exactly_one_mask_token_is_refused(tiny_models):
+    reader, vocab, model = build(tiny_models["roberta"], "roberta")
+    batch = tensors(reader, vocab, ["the movie was great fun", "bad"])
+    ids = batch["tokens"]["tokens"]["token_ids"]
+    ids[1][ids[1] == reader.tokenizer.mask_token_id] = 5
+    with pytest.raises(ValueError, match="exactly one mask token per input; row 1 has 0"):
+        model(**batch)

@@ -11,6 +11,7 @@ from allennlp.data.token_indexers import PretrainedTransformerIndexer
 from transformers import AutoTokenizer
 
 from allennlp_lpt.core import family_for_model, resolve_model_name
+from allennlp_lpt.data.fields import CacheKeyedTextField
 from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.data.templates import InputEncoder, TemplateError
 
@@ -83,6 +84,11 @@ class TsvClassificationReader(DatasetReader):
     max_length : `int`, optional (default = `512`)
         Longer inputs lose text tokens (longest text first), never template tokens.
     skip_invalid : `bool`, optional (default = `False`)
+    cache_keys : `bool`, optional (default = `False`)
+        Give each instance, computed on the host once, the key and length under which a
+        `late_prompt_transformer` embedder with `cache: true` stores its lower-layer states
+        (a `CacheKeyedTextField`), so a cached training step never waits for the GPU to key
+        its batch. Only for models whose embedder is `late_prompt_transformer`.
     """
 
     def __init__(
@@ -96,9 +102,11 @@ class TsvClassificationReader(DatasetReader):
         template: Optional[str] = None,
         max_length: int = 512,
         skip_invalid: bool = False,
+        cache_keys: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.cache_keys = cache_keys
         if format not in FORMATS:
             raise ConfigurationError(f"format={format!r} is not one of {', '.join(FORMATS)}.")
         self.text_columns = list(text_columns or ["sentence"])
@@ -266,7 +274,8 @@ class TsvClassificationReader(DatasetReader):
                 encoded.type_ids,
             )
         ]
-        fields: Dict[str, Field] = {"tokens": TextField(tokens)}
+        text_field = CacheKeyedTextField if self.cache_keys else TextField
+        fields: Dict[str, Field] = {"tokens": text_field(tokens)}
         if label is not None:
             fields["label"] = LabelField(str(label))
         return Instance(fields)
@@ -293,6 +302,8 @@ class TaskReader(TsvClassificationReader):
         Overrides the task's template (see `lpt_tsv`).
     max_length : `int`, optional (default = `512`)
     skip_invalid : `bool`, optional (default = `False`)
+    cache_keys : `bool`, optional (default = `False`)
+        See `lpt_tsv`.
     """
 
     def __init__(

@@ -7,6 +7,7 @@ from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
 from allennlp_lpt.core import UpperStack
 from allennlp_lpt.core.backbone import parse_backbone_dtype
+from allennlp_lpt.core.checks import BatchCheck
 from allennlp_lpt.core.masks import check_right_padded
 from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
 from allennlp_lpt.modules import pairing
@@ -66,6 +67,9 @@ class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
         self.prompt_layer = prompt_layer
         self.prompt_length = prompt_length
         self.backbone_dtype = backbone_dtype
+        # On a GPU these read their verdicts back a step later instead of waiting for them.
+        self._padding_check = BatchCheck()
+        self._generator_mask_check = BatchCheck()
         self.upper = UpperStack(model_name, prompt_layer, dtype=parse_backbone_dtype(backbone_dtype))
         self.upper.save_weights = save_backbone
         if compile:
@@ -96,6 +100,12 @@ class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
     @property
     def family(self):
         return self.upper.family
+
+    def train(self, mode: bool = True) -> "LatePromptEncoder":
+        # An epoch's end: every batch's padding verdict is read by now.
+        self._padding_check.flush()
+        self._generator_mask_check.flush()
+        return super().train(mode)
 
     def get_input_dim(self) -> int:
         return self.upper.hidden_size
@@ -134,10 +144,12 @@ class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
                 f"{states.size(-1)}."
             )
         mask = mask.bool()
-        check_right_padded(mask, where=self.encoder_type)
+        check_right_padded(mask, where=self.encoder_type, check=self._padding_check)
         readable = mask if generator_mask is None else generator_mask.bool()
         if generator_mask is not None:
-            check_right_padded(readable, where=f"{self.encoder_type} (generator_mask)")
+            check_right_padded(
+                readable, where=f"{self.encoder_type} (generator_mask)", check=self._generator_mask_check
+            )
         # The generator reads the states in its own dtype (float32 beside a 16-bit backbone).
         prompt = self.generator(
             states.to(self.trainable_dtype), readable, self.family.anchor_positions(readable)

@@ -1,13 +1,17 @@
-from typing import Dict, List, Optional
+import logging
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 
 from allennlp_lpt.core import LowerStack
 from allennlp_lpt.core.backbone import parse_backbone_dtype
+from allennlp_lpt.core.cache import LowerStateCache, RowKeys, instance_key, weights_fingerprint
+from allennlp_lpt.core.checks import BatchCheck
 from allennlp_lpt.core.masks import check_right_padded
-from allennlp_lpt.core.cache import LowerStateCache, weights_fingerprint
 from allennlp_lpt.modules import pairing
+
+logger = logging.getLogger(__name__)
 
 
 @TokenEmbedder.register("late_prompt_transformer")
@@ -39,6 +43,10 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         later epochs skip the lower layers entirely. The lower layers then run in eval mode (no
         dropout there), which is what makes reuse exact; the authors' setting keeps that
         dropout on, so a cached run is the `lower_dropout: false` variant of theirs.
+        With the reader's `cache_keys: true` each batch brings its rows' keys, computed on the
+        host, and a step whose states are all stored reads nothing back from the GPU;
+        without them the embedder copies the batch's token ids to the host to key them (one
+        wait for the GPU per batch).
     cache_memory_mb : `float`, optional (default = `2048`)
         The budget for cached states on the compute device (GPU memory in a CUDA run).
     cache_host_memory_mb : `float`, optional (default = `0`)
@@ -96,6 +104,8 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         )
         # One store per computing condition (see `_cache_for`).
         self._caches: Dict[str, LowerStateCache] = {}
+        self._padding_check = BatchCheck()
+        self._warned_unkeyed = False
 
     @property
     def family(self):
@@ -105,6 +115,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         return self.stack.hidden_size
 
     def train(self, mode: bool = True) -> "LatePromptTransformerEmbedder":
+        self._padding_check.flush()  # an epoch's end: every batch's verdict is read by now
         super().train(mode)
         if not self.lower_dropout:
             self.stack.eval()
@@ -116,6 +127,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         mask: torch.BoolTensor,
         type_ids: Optional[torch.LongTensor] = None,
         segment_concat_mask: Optional[torch.BoolTensor] = None,
+        row_keys: Optional[RowKeys] = None,
     ) -> torch.Tensor:  # type: ignore
         """
         # Parameters
@@ -125,13 +137,24 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         type_ids : `torch.LongTensor`, optional, shape `(batch_size, num_wordpieces)`
         segment_concat_mask : not supported (the indexer's `max_length` folding would split
             instances into segments that the prompt cannot span).
+        row_keys : `RowKeys`, optional
+            Each row's cache key and length, computed on the host by the reader (`cache_keys`).
+            The mask then comes from the same indexer, so it is right-padded by construction
+            and is not checked again.
 
         # Returns
 
         `torch.Tensor`, shape `(batch_size, num_wordpieces, hidden_size)`, with no grad_fn.
         """
         self.check_pairing_once()
-        check_right_padded(mask, where="late_prompt_transformer")
+        if row_keys is None:
+            check_right_padded(mask, where="late_prompt_transformer", check=self._padding_check)
+        elif len(row_keys.keys) != token_ids.size(0) or max(row_keys.lengths) > token_ids.size(1):
+            raise ValueError(
+                f"late_prompt_transformer: row_keys for {len(row_keys.keys)} rows of up to "
+                f"{max(row_keys.lengths)} tokens came with token_ids of shape "
+                f"{tuple(token_ids.shape)}; they must come from the same text field."
+            )
         if segment_concat_mask is not None:
             raise ValueError(
                 "late_prompt_transformer does not support the indexer's max_length folding; "
@@ -140,7 +163,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
             )
         if self._cache_settings is None:
             return self.stack(token_ids, mask, type_ids)
-        return self._cached(token_ids, mask.bool(), type_ids)
+        return self._cached(token_ids, mask.bool(), type_ids, row_keys)
 
     @property
     def cache(self) -> Optional[LowerStateCache]:
@@ -157,7 +180,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         that an fp32 run and a mixed-precision run sharing a `cache_dir` never read each other's
         states. Built on first use, after an archive's weights are loaded into the stack.
         """
-        if torch.is_autocast_enabled(device_type):
+        if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
             precision = f"autocast-{torch.get_autocast_dtype(device_type)}"
         else:
             precision = str(next(self.stack.parameters()).dtype)
@@ -173,42 +196,54 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         return cache
 
     def _cached(
-        self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor]
+        self,
+        token_ids: torch.Tensor,
+        mask: torch.Tensor,
+        type_ids: Optional[torch.Tensor],
+        row_keys: Optional[RowKeys],
     ) -> torch.Tensor:
         cache = self._cache_for(token_ids.device.type)
-        batch, length = token_ids.shape
-        device = token_ids.device
-        # One copy to the host for the whole batch: the keys are hashed there.
-        host = torch.stack(
-            [token_ids, mask.long()] + ([] if type_ids is None else [type_ids])
-        ).cpu()
-        ids_cpu, mask_cpu = host[0], host[1].bool()
-        types_cpu = None if type_ids is None else host[2]
-        lengths = mask_cpu.sum(dim=1).tolist()
+        if row_keys is None:
+            keys, lengths = self._keys_from_batch(token_ids, mask, type_ids)
+        else:
+            keys, lengths = list(row_keys.keys), list(row_keys.lengths)
+
+        def compute(rows: torch.Tensor) -> torch.Tensor:
+            return self.stack(
+                token_ids.index_select(0, rows),
+                mask.index_select(0, rows),
+                None if type_ids is None else type_ids.index_select(0, rows),
+            )
+
+        # float16 storage is read back in the weights' dtype; otherwise in the computed one.
+        output_dtype = next(self.stack.parameters()).dtype if cache.dtype is not None else None
+        return cache.batch_states(
+            keys,
+            lengths,
+            token_ids.size(1),
+            compute=compute,
+            device=token_ids.device,
+            hidden_size=self.get_output_dim(),
+            output_dtype=output_dtype,
+        )
+
+    def _keys_from_batch(
+        self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor]
+    ) -> Tuple[List[str], List[int]]:
+        """Each row's key and length from the batch itself: one copy to the host (on a GPU,
+        a wait for it), which the reader's `cache_keys` avoids."""
+        if token_ids.device.type == "cuda" and not self._warned_unkeyed:
+            logger.info(
+                "late_prompt_transformer: batches carry no cache keys, so each step copies its "
+                "token ids to the host to key them (a wait for the GPU). Set cache_keys: true "
+                "on the lpt_tsv / lpt_task dataset reader to avoid it."
+            )
+            self._warned_unkeyed = True
+        host = torch.stack([token_ids, mask.long()] + ([] if type_ids is None else [type_ids])).cpu()
+        ids, types = host[0].numpy(), None if type_ids is None else host[2].numpy()
+        lengths = host[1].sum(dim=1).tolist()
         keys = [
-            cache.key(ids_cpu[row, :n], None if types_cpu is None else types_cpu[row, :n])
+            instance_key(ids[row, :n], None if types is None else types[row, :n])
             for row, n in enumerate(lengths)
         ]
-        found: List[Optional[torch.Tensor]] = [
-            cache.get(key, length=n, hidden_size=self.get_output_dim())
-            for key, n in zip(keys, lengths)
-        ]
-        missing = [row for row, states in enumerate(found) if states is None]
-        if missing:
-            rows = torch.tensor(missing, device=device)
-            computed = self.stack(
-                token_ids[rows], mask[rows], None if type_ids is None else type_ids[rows]
-            )
-            for position, row in enumerate(missing):
-                states = computed[position, : lengths[row]]  # right-padded: a slice, no mask
-                cache.put(keys[row], states)
-                found[row] = states
-        # The dtype the states were computed in (stored so), or the weights' for float16 storage.
-        dtype = next(self.stack.parameters()).dtype if cache.dtype is not None else found[0].dtype  # type: ignore[union-attr]
-        # One scatter of all rows' states into the padded output, at positions computed on the
-        # host: no boolean indexing (which would wait for the device).
-        flat = torch.cat([states.to(device=device, dtype=dtype, non_blocking=True) for states in found])  # type: ignore[union-attr]
-        positions = torch.cat([row * length + torch.arange(n) for row, n in enumerate(lengths)])
-        output = torch.zeros(batch * length, self.get_output_dim(), dtype=dtype, device=device)
-        output.index_copy_(0, positions.to(device, non_blocking=True), flat)
-        return output.view(batch, length, -1)
+        return keys, lengths
