@@ -22,6 +22,7 @@ import time
 import traceback
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
+import numpy
 import torch
 
 METHODS = ("full", "prompt_tuning", "prefix_tuning", "lora", "late_prompt", "late_prompt_cached")
@@ -226,6 +227,7 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
     from allennlp.training.optimizers import Optimizer
 
     import allennlp_lpt  # noqa: F401  (registers the components)
+    from allennlp_lpt.core.cache import RowKeys, instance_key
 
     vocab = Vocabulary()
     vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
@@ -257,11 +259,19 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
     ).num_embeddings
     # The cached method is timed on a second epoch: `epoch_length(...)` distinct batches, each
     # seen once (stored) before the timed steps read them back.
+    # Its batches carry their rows' keys, computed on the host as the readers' `cache_keys`
+    # does, so its steps never wait for the GPU.
     batches = []
     for seed in range(epoch_length("late_prompt_cached" if cached else "late_prompt", settings)):
         ids, mask, labels = _batch(settings, vocab_size, device, seed=seed)
-        batches.append({"tokens": {"tokens": {"token_ids": ids, "mask": mask,
-                                              "type_ids": torch.zeros_like(ids)}}, "label": labels})
+        tokens = {"token_ids": ids, "mask": mask, "type_ids": torch.zeros_like(ids)}
+        if cached:
+            host_ids = ids.cpu().numpy()
+            tokens["row_keys"] = RowKeys(
+                tuple(instance_key(row, numpy.zeros_like(row)) for row in host_ids),
+                (settings.length,) * settings.batch_size,
+            )
+        batches.append({"tokens": {"tokens": tokens}, "label": labels})
     position = [0]
 
     def loss() -> torch.Tensor:
