@@ -385,7 +385,8 @@ def peak_rss_mib() -> float:
 
 def _peak_rss_child(method: str, settings: Settings, folder: str, queue) -> None:
     try:
-        _, step = build_method(method, settings, folder)
+        with quiet_allennlp_logging():
+            _, step = build_method(method, settings, folder)
         for _ in range(2):
             step()
         queue.put(peak_rss_mib())
