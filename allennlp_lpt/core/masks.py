@@ -41,8 +41,9 @@ def attention_bias(
         if sliding_window is not None:
             lower = lower & ~lower.tril(-sliding_window)
         allowed = allowed & lower[None, None, :, :]
-    bias = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
-    return bias.masked_fill(~allowed, torch.finfo(dtype).min)
+    # Two kernels (fill, masked fill) for the whole stack: built once, read by every layer.
+    bias = torch.full(allowed.shape, torch.finfo(dtype).min, dtype=dtype, device=mask.device)
+    return bias.masked_fill_(allowed, 0.0)
 
 
 def prepend_prompt(
@@ -67,10 +68,10 @@ def prepend_prompt(
             f"prompt of shape {tuple(prompt.shape)} does not fit states of shape "
             f"{tuple(states.shape)}: expected (batch_size, n, hidden_size)"
         )
-    prompt_mask = mask.new_ones(mask.size(0), prompt.size(1), dtype=torch.bool)
+    # The mask is extended by one padding kernel, not a new tensor and a concatenation.
     return (
         torch.cat([prompt.to(states.dtype), states], dim=1),
-        torch.cat([prompt_mask, mask.bool()], dim=1),
+        torch.nn.functional.pad(mask.bool(), (prompt.size(1), 0), value=True),
     )
 
 
@@ -79,7 +80,8 @@ def right_padding_violations(mask: torch.Tensor) -> torch.Tensor:
     `(batch_size,)` booleans: rows of `mask` that are not real tokens first, then padding (or
     have no real token at all).
     """
-    return ~mask[:, 0] | (mask[:, 1:] & ~mask[:, :-1]).any(dim=1)
+    # A real token after a padding position is an increase along the row.
+    return ~mask[:, 0] | (mask[:, 1:] > mask[:, :-1]).any(dim=1)
 
 
 def check_right_padded(
