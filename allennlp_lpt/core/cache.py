@@ -273,6 +273,9 @@ class LowerStateCache:
         result: List[Optional[Tuple[str, object]]] = []
         to_arena: List[int] = []
         for position, (key, length) in enumerate(zip(keys, lengths)):
+            if key in self._slots:  # the same instance twice in one batch: stored once
+                result.append((_ARENA, self._slots[key][0]))
+                continue
             size = length * row_bytes
             if self.memory_used + size <= self.memory_budget:
                 self._slots[key] = (self._arena_rows + sum(lengths[p] for p in to_arena), length)

@@ -131,3 +131,16 @@ def test_allennlp_train_uses_the_readers_keys_and_trains_as_without_cache(tiny_m
         metrics[name] = json.loads((tmp_path / name / "metrics.json").read_text())
     for key in ("training_loss", "validation_loss", "validation_accuracy"):
         assert metrics["cached"][key] == pytest.approx(metrics["plain"][key], rel=1e-4, abs=1e-5), key
+
+
+def test_an_instance_twice_in_one_batch_is_stored_once(tiny_models):
+    texts = [MORE[0], MORE[1], MORE[0]]
+    _, tensors = read(tiny_models["roberta"], texts)
+    plain = {name: value for name, value in tensors.items() if name != "row_keys"}
+    expected = embedder(tiny_models["roberta"]).eval()(**plain)
+    cached = embedder(tiny_models["roberta"], cache=True)
+    cached(**tensors)
+    got = cached(**tensors)
+    assert len(cached.cache) == 2
+    assert cached.cache.memory_used == sum(tensors["row_keys"].lengths[:2]) * cached.get_output_dim() * 4
+    torch.testing.assert_close(got[tensors["mask"]], expected[tensors["mask"]], atol=1e-5, rtol=1e-5)
