@@ -9,17 +9,23 @@ behaviour unchanged for valid input.
   `extracted_archive` below removes the folder and raises a ConfigurationError naming the file.
 - Notices that no user can act on, raised by AllenNLP's own code on every epoch: its trainer's
   deprecated `torch.cuda.amp.autocast(...)`, its `huggingface_adamw` optimizer's deprecation.
+- `BasicTextFieldEmbedder` hands every entry of a text field to its token embedder, so the
+  readers' `cache_keys` given to a model whose embedder is not `late_prompt_transformer` ends in
+  a bare `TypeError` about `row_keys` inside AllenNLP; it becomes a ConfigurationError naming
+  the config key and the fix.
 """
 import contextlib
+import functools
 import shutil
 import tarfile
 import tempfile
 import warnings
 import zlib
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.models import archival
+from allennlp.modules.text_field_embedders import BasicTextFieldEmbedder
 
 
 @contextlib.contextmanager
@@ -46,9 +52,31 @@ def extracted_archive(resolved_archive_file: str, cleanup: bool = True) -> Itera
             shutil.rmtree(tempdir, ignore_errors=True)
 
 
+def _explaining_row_keys(forward: Callable[..., Any]) -> Callable[..., Any]:
+    if getattr(forward, "_explains_row_keys", False):
+        return forward  # already installed
+
+    @functools.wraps(forward)
+    def wrapped(self: BasicTextFieldEmbedder, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return forward(self, *args, **kwargs)
+        except TypeError as error:
+            if "'row_keys'" not in str(error):
+                raise
+            raise ConfigurationError(
+                f"dataset_reader.cache_keys is true, which gives each batch the lower-layer cache "
+                f"keys that only a late_prompt_transformer embedder takes, but this model's token "
+                f"embedder does not ({error}). Remove cache_keys from the dataset reader(s)."
+            ) from None
+
+    wrapped._explains_row_keys = True  # type: ignore[attr-defined]
+    return wrapped
+
+
 def apply() -> None:
     """Installs the repairs (idempotent)."""
     archival.extracted_archive = extracted_archive  # load_archive looks it up at each call
+    BasicTextFieldEmbedder.forward = _explaining_row_keys(BasicTextFieldEmbedder.forward)  # type: ignore[method-assign]
     warnings.filterwarnings(
         "ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated", category=FutureWarning
     )

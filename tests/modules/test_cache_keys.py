@@ -144,3 +144,16 @@ def test_an_instance_twice_in_one_batch_is_stored_once(tiny_models):
     assert len(cached.cache) == 2
     assert cached.cache.memory_used == sum(tensors["row_keys"].lengths[:2]) * cached.get_output_dim() * 4
     torch.testing.assert_close(got[tensors["mask"]], expected[tensors["mask"]], atol=1e-5, rtol=1e-5)
+
+
+def test_cache_keys_for_a_model_without_a_late_prompt_embedder_names_the_config_key(tiny_models):
+    from allennlp.common.checks import ConfigurationError
+    from allennlp.modules import TextFieldEmbedder
+
+    _, tensors = read(tiny_models["roberta"], MORE[:2])
+    plain = TextFieldEmbedder.from_params(Params({"token_embedders": {"tokens": {
+        "type": "pretrained_transformer", "model_name": tiny_models["roberta"]}}}))
+    with pytest.raises(ConfigurationError, match=r"dataset_reader.cache_keys is true.*Remove cache_keys"):
+        plain({"tokens": tensors})
+    without = {name: value for name, value in tensors.items() if name != "row_keys"}
+    assert plain({"tokens": without}).shape[:2] == tensors["token_ids"].shape  # valid input: as before
