@@ -48,7 +48,9 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         without them the embedder copies the batch's token ids to the host to key them (one
         wait for the GPU per batch).
     cache_memory_mb : `float`, optional (default = `2048`)
-        The budget for cached states on the compute device (GPU memory in a CUDA run).
+        The budget for cached states on the compute device (GPU memory in a CUDA run). Their
+        arena grows by doubling; while it grows, the old and the new one are both held (at
+        most 1.5 times the budget, for a moment).
     cache_host_memory_mb : `float`, optional (default = `0`)
         In a CUDA run, a further budget in pinned host memory, read back asynchronously.
     cache_dir : `str`, optional
