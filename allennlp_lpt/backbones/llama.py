@@ -77,14 +77,18 @@ class LeanRotaryAttention(torch.nn.Module):
         self.attention_dropout = float(hf.attention_dropout)
 
     def forward(
-        self, hidden_states: torch.Tensor, bias: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+        self,
+        hidden_states: torch.Tensor,
+        bias: Optional[torch.Tensor],
+        cos: torch.Tensor,
+        sin: torch.Tensor,
     ) -> torch.Tensor:
         """
         # Parameters
 
         hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
-        bias : `torch.Tensor`, shape `(batch_size, 1, seq_len, seq_len)`
-            The complete causal, padding (and sliding-window) bias.
+        bias : `torch.Tensor`, optional, shape `(batch_size, 1, seq_len, seq_len)`
+            The complete causal, padding and sliding-window bias; None: causal attention.
         cos, sin : `torch.Tensor`, shape `(1, seq_len, head_size)`
 
         # Returns
@@ -98,7 +102,7 @@ class LeanRotaryAttention(torch.nn.Module):
         groups = self.num_heads // self.num_key_value_heads
         context = attend_heads(
             query, repeat_kv(key, groups), repeat_kv(value, groups), bias,
-            dropout_p=self.attention_dropout, training=self.training,
+            dropout_p=self.attention_dropout, training=self.training, is_causal=bias is None,
         )
         return self.o_proj(merge_heads(context))
 
@@ -193,13 +197,13 @@ class LlamaFamily(BackboneFamily):
     ) -> Dict[str, Any]:
         assert position_module is not None
         cos, sin = position_module(positions, states.dtype)
-        return {
-            "bias": attention_bias(
-                mask, states.dtype, causal=True, sliding_window=position_module.sliding_window
-            ),
-            "cos": cos,
-            "sin": sin,
-        }
+        window = position_module.sliding_window
+        # Right padding makes the causal mask alone exact (see BackboneFamily.layer_inputs);
+        # only a sliding window shorter than the sequence needs a bias.
+        bias = None
+        if window is not None and window < states.size(1):
+            bias = attention_bias(mask, states.dtype, causal=True, sliding_window=window)
+        return {"bias": bias, "cos": cos, "sin": sin}
 
     @classmethod
     def run_layer(

@@ -153,7 +153,14 @@ class BackboneFamily:
         positions : `torch.LongTensor`, shape `(seq_len,)`
             Each slot's position (see the class docstring).
         """
-        return {"attention_mask": attention_bias(mask, states.dtype, causal=cls.is_causal)}
+        if cls.is_causal:
+            # Rows are right-padded (every entry point checks it) and the prompt comes first,
+            # so every real token's causal window holds only the prompt and real tokens: the
+            # causal mask alone is exact wherever a value is read (padding positions compute
+            # values nothing reads). SDPA then runs `is_causal`, its fastest kernels, and no
+            # `(batch, T, T)` bias is built or read.
+            return {"attention_mask": None}
+        return {"attention_mask": attention_bias(mask, states.dtype, causal=False)}
 
     @classmethod
     def run_layer(
