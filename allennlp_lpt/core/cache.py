@@ -273,8 +273,12 @@ class LowerStateCache:
         result: List[Optional[Tuple[str, object]]] = []
         to_arena: List[int] = []
         for position, (key, length) in enumerate(zip(keys, lengths)):
-            if key in self._slots:  # the same instance twice in one batch: stored once
+            # The same instance twice in one batch: stored once.
+            if key in self._slots:
                 result.append((_ARENA, self._slots[key][0]))
+                continue
+            if key in self._host:
+                result.append((_HOST, self._host[key]))
                 continue
             size = length * row_bytes
             if self.memory_used + size <= self.memory_budget:
