@@ -117,23 +117,9 @@ def test_a_model_moved_to_cuda_leaves_another_model_of_the_same_backbone_on_the_
 
 
 def _keyed_cached_classifier(tiny_models, family):
-    from allennlp.common import Params
-    from allennlp.data import Vocabulary
-    from allennlp.models import Model
+    from modules.test_cache_keys import keyed_cached_classifier
 
-    from modules.test_cache_keys import read
-    from modules.test_lower_state_cache import MORE
-
-    vocab = Vocabulary()
-    vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
-    shared = {"model_name": tiny_models[family], "prompt_layer": 2}
-    encoder = "late_prompt_gpt2" if family == "gpt2" else "late_prompt_roberta"
-    model = Model.from_params(vocab=vocab, params=Params({
-        "type": "basic_classifier",
-        "text_field_embedder": {"token_embedders": {"tokens": {"type": "late_prompt_transformer", "cache": True, **shared}}},
-        "seq2vec_encoder": {"type": encoder, **shared, "prompt_length": 4, "generator": {"type": "npg"}},
-    }))
-    _, tensors = read(tiny_models[family], MORE)
+    model, tensors = keyed_cached_classifier(tiny_models, family)
     return model.cuda().train(), move_to_device({"tokens": tensors}, 0)
 
 

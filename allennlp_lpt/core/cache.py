@@ -134,11 +134,11 @@ class LowerStateCache:
         if self.directory is not None:
             os.makedirs(self.directory, exist_ok=True)
         # The device tier: one `(capacity, hidden)` tensor whose row 0 stays zero (what padding
-        # positions gather), entries at `(first row, length)`; grown by doubling, never past the
+        # positions gather), each entry at its first row; grown by doubling, never past the
         # budget.
         self._arena: Optional[torch.Tensor] = None
         self._arena_rows = 1
-        self._slots: Dict[str, Tuple[int, int]] = {}
+        self._slots: Dict[str, int] = {}
         self._host: Dict[str, torch.Tensor] = {}
         self.hits = 0
         self.misses = 0
@@ -208,34 +208,38 @@ class LowerStateCache:
         # Every position gathers from the arena (row 0, zeros, unless its row's states are
         # there); rows held elsewhere are copied in afterwards.
         arena_index = numpy.zeros(batch * seq_len, dtype=numpy.int64)
-        elsewhere: Dict[str, Tuple[List[object], List[int], List[int]]] = {
-            _HOST: ([], [], []), _COMPUTED: ([], [], [])
-        }
+        host_rows: List[int] = []
+        host_parts: List[torch.Tensor] = []
+        computed_rows: List[int] = []
+        computed_positions: List[int] = []
         for row, ((kind, where), length) in enumerate(zip(sources, lengths)):
-            start = row * seq_len
             if kind == _ARENA:
-                arena_index[start : start + length] = numpy.arange(where, where + length)  # type: ignore[operator]
+                arena_index[row * seq_len : row * seq_len + length] = numpy.arange(where, where + length)  # type: ignore[operator]
+            elif kind == _HOST:
+                host_rows.append(row)
+                host_parts.append(where)  # type: ignore[arg-type]
             else:
-                parts, starts, spans = elsewhere[kind]
-                parts.append(where)
-                starts.append(start)
-                spans.append(length)
-        if self._arena is not None and self._arena.device == device:
-            output = self._arena.index_select(0, _to_device(arena_index, device))
-            output = output.to(dtype)
+                computed_rows.append(row)
+                computed_positions.append(where)  # type: ignore[arg-type]
+        if self._arena is not None:
+            output = self._arena.index_select(0, _to_device(arena_index, device)).to(dtype)
         else:
             output = torch.zeros(batch * seq_len, hidden_size, dtype=dtype, device=device)
-        host_parts, host_starts, host_lengths = elsewhere[_HOST]
-        if host_parts:
+
+        def targets(rows: List[int]) -> torch.Tensor:
+            return _to_device(_spans([r * seq_len for r in rows], [lengths[r] for r in rows]), device)
+
+        if host_rows:
             # One asynchronous copy per row from pinned memory (or a file's tensor), one scatter.
-            flat = torch.cat([part.to(device, non_blocking=True) for part in host_parts])  # type: ignore[attr-defined]
-            output.index_copy_(0, _to_device(_spans(host_starts, host_lengths), device), flat.to(dtype))
-        positions, starts, spans = elsewhere[_COMPUTED]
-        if positions:
+            flat = torch.cat([part.to(device, non_blocking=True) for part in host_parts])
+            output.index_copy_(0, targets(host_rows), flat.to(dtype))
+        if computed_rows:
             assert computed is not None
-            source_rows = _spans([int(p) * seq_len for p in positions], spans)  # type: ignore[call-overload]
-            flat = computed.reshape(-1, hidden_size).index_select(0, _to_device(source_rows, device))
-            output.index_copy_(0, _to_device(_spans(starts, spans), device), flat.to(dtype))
+            sources_in_computed = _spans(
+                [p * seq_len for p in computed_positions], [lengths[r] for r in computed_rows]
+            )
+            flat = computed.reshape(-1, hidden_size).index_select(0, _to_device(sources_in_computed, device))
+            output.index_copy_(0, targets(computed_rows), flat.to(dtype))
         return output.view(batch, seq_len, hidden_size)
 
     def _storage_dtype(self, computed: Optional[torch.Tensor]) -> torch.dtype:
@@ -246,9 +250,9 @@ class LowerStateCache:
         return self.dtype or torch.float32
 
     def _find(self, key: str, length: int, hidden_size: int) -> Optional[Tuple[str, object]]:
-        slot = self._slots.get(key)
-        if slot is not None:
-            return (_ARENA, slot[0])
+        first_row = self._slots.get(key)
+        if first_row is not None:
+            return (_ARENA, first_row)
         states = self._host.get(key)
         if states is None and self.directory is not None:
             path = self._path(key)
@@ -272,20 +276,22 @@ class LowerStateCache:
         row_bytes = hidden_size * computed.element_size()
         result: List[Optional[Tuple[str, object]]] = []
         to_arena: List[int] = []
+        added = 0  # arena rows taken by this batch so far
         for position, (key, length) in enumerate(zip(keys, lengths)):
             # The same instance twice in one batch: stored once.
             if key in self._slots:
-                result.append((_ARENA, self._slots[key][0]))
+                result.append((_ARENA, self._slots[key]))
                 continue
             if key in self._host:
                 result.append((_HOST, self._host[key]))
                 continue
             size = length * row_bytes
             if self.memory_used + size <= self.memory_budget:
-                self._slots[key] = (self._arena_rows + sum(lengths[p] for p in to_arena), length)
+                self._slots[key] = self._arena_rows + added
+                added += length
                 self.memory_used += size
                 to_arena.append(position)
-                result.append((_ARENA, self._slots[key][0]))
+                result.append((_ARENA, self._slots[key]))
                 continue
             states = computed[position, :length]
             if states.device.type == "cuda" and self.host_used + size <= self.host_budget:
@@ -307,7 +313,6 @@ class LowerStateCache:
                     self._warned_full = True
                 result.append(None)
         if to_arena:
-            added = sum(lengths[p] for p in to_arena)
             self._reserve(self._arena_rows + added, computed, row_bytes)
             source_rows = _spans([p * seq_len for p in to_arena], [lengths[p] for p in to_arena])
             assert self._arena is not None

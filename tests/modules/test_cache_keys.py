@@ -30,6 +30,23 @@ def read(model_dir, texts, *, cache_keys=True):
     return instances, batch.as_tensor_dict()["tokens"]["tokens"]
 
 
+def keyed_cached_classifier(tiny_models, family):
+    """A basic_classifier over a cached late_prompt_transformer, and a keyed batch of MORE's
+    texts (its text field's tensors, `row_keys` included), both on the CPU."""
+    from allennlp.models import Model
+
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
+    shared = {"model_name": tiny_models[family], "prompt_layer": 2}
+    encoder = "late_prompt_gpt2" if family == "gpt2" else "late_prompt_roberta"
+    model = Model.from_params(vocab=vocab, params=Params({
+        "type": "basic_classifier",
+        "text_field_embedder": {"token_embedders": {"tokens": {"type": "late_prompt_transformer", "cache": True, **shared}}},
+        "seq2vec_encoder": {"type": encoder, **shared, "prompt_length": 4, "generator": {"type": "npg"}},
+    }))
+    return model, read(tiny_models[family], MORE)[1]
+
+
 @pytest.mark.parametrize("family", ["roberta", "gpt2"])
 def test_row_keys_follow_the_rows_and_name_equal_texts_equally(tiny_models, family):
     texts = [MORE[0], MORE[2], MORE[0]]
@@ -84,22 +101,11 @@ def test_a_whole_cached_training_step_reads_nothing_back_but_its_deferred_checks
     """basic_classifier over the keyed cache: forward and backward on the `meta` device. The
     only reads are the batch checks, which a GPU reads a step later (`BatchCheck`, tested in
     test_right_padding), and AllenNLP's accuracy metric (not ours: no label is given here)."""
-    from allennlp.models import Model
-
     from allennlp_lpt.core.checks import BatchCheck
 
     checked = []
     monkeypatch.setattr(BatchCheck, "__call__", lambda self, bad_rows, message: checked.append(bad_rows.shape))
-    vocab = Vocabulary()
-    vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
-    shared = {"model_name": tiny_models[family], "prompt_layer": 2}
-    encoder = "late_prompt_gpt2" if family == "gpt2" else "late_prompt_roberta"
-    model = Model.from_params(vocab=vocab, params=Params({
-        "type": "basic_classifier",
-        "text_field_embedder": {"token_embedders": {"tokens": {"type": "late_prompt_transformer", "cache": True, **shared}}},
-        "seq2vec_encoder": {"type": encoder, **shared, "prompt_length": 4, "generator": {"type": "npg"}},
-    }))
-    _, tensors = read(tiny_models[family], MORE)
+    model, tensors = keyed_cached_classifier(tiny_models, family)
     model.train()
     model(tokens={"tokens": tensors})  # the first epoch (pairing checked, states stored)
     model.to("meta")
