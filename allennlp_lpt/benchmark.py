@@ -34,6 +34,8 @@ SHAPES: Dict[str, Dict[str, Tuple[int, int, int, int]]] = {
     "bert": {"tiny": (64, 4, 2, 128), "base": (768, 12, 12, 3072), "large": (1024, 24, 16, 4096)},
     "gpt2": {"tiny": (64, 4, 2, 256), "base": (768, 12, 12, 3072), "large": (1280, 36, 20, 5120)},
 }
+# How many tokens the standard shapes' configs (`build_backbone`) have positions for.
+STANDARD_POSITIONS = {"roberta": 512, "bert": 512, "gpt2": 1024}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 PEERS = ("fair", "stock")
 
@@ -68,17 +70,27 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.model_name is not None:
-            from allennlp_lpt.core import family_for_model, load_backbone_config
+            from allennlp_lpt.core import family_for_config, load_backbone_config
 
-            family = family_for_model(self.model_name, key="--model-name")
+            config = load_backbone_config(self.model_name, key="--model-name")
+            family = family_for_config(config, self.model_name, key="--model-name")
             self.family = family.name
             self.size = f"shape of {self.model_name}"
-            layers = family.num_layers(load_backbone_config(self.model_name, key="--model-name"))
-            SHAPES.setdefault(self.family, {})[self.size] = (0, layers, 0, 0)
-        if self.family not in SHAPES:
-            raise ValueError(f"--family {self.family}: use one of {', '.join(SHAPES)}")
-        if self.size not in SHAPES[self.family]:
-            raise ValueError(f"--size {self.size}: use one of {', '.join(SHAPES[self.family])}")
+            self._layers = family.num_layers(config)
+            self._max_positions = family.max_positions(config)
+        else:
+            if self.family not in SHAPES:
+                raise ValueError(f"--family {self.family}: use one of {', '.join(SHAPES)}")
+            if self.size not in SHAPES[self.family]:
+                raise ValueError(f"--size {self.size}: use one of {', '.join(SHAPES[self.family])}")
+            self._layers = SHAPES[self.family][self.size][1]
+            self._max_positions = STANDARD_POSITIONS[self.family]
+        if not 1 <= self.length <= self._max_positions:
+            model = self.model_name or f"the {self.family} {self.size} shape"
+            raise ValueError(
+                f"--length {self.length}: {model} has positions for 1 to {self._max_positions} "
+                f"tokens; give --length {self._max_positions} or less"
+            )
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"--methods: unknown {unknown}; use any of {', '.join(METHODS)}")
@@ -86,7 +98,7 @@ class Settings:
             raise ValueError(f"--precision {self.precision}: use one of {', '.join(PRECISIONS)}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available")
-        layers = SHAPES[self.family][self.size][1]
+        layers = self._layers
         if self.prompt_layer is None:
             self.prompt_layer = layers // 2
         if not 1 <= self.prompt_layer <= layers - 1:
@@ -109,14 +121,17 @@ def build_backbone(settings: Settings, folder: str) -> str:
     """Saves a random-weight base model of the family and size into `folder`."""
     from transformers import AutoModel, BertConfig, GPT2Config, RobertaConfig
 
-    hidden, layers, heads, intermediate = SHAPES[settings.family][settings.size]
     if settings.model_name is not None:
         from allennlp_lpt.core import load_backbone_config
 
         config = load_backbone_config(settings.model_name, key="--model-name")
-        if settings.family == "gpt2" and config.pad_token_id is None:
-            config.pad_token_id = config.eos_token_id
-    elif settings.family == "gpt2":
+        if config.pad_token_id is None:  # HF's sequence classifiers of decoders need one
+            config.pad_token_id = config.eos_token_id if config.eos_token_id is not None else 0
+        torch.manual_seed(0)
+        AutoModel.from_config(config).save_pretrained(folder)
+        return folder
+    hidden, layers, heads, intermediate = SHAPES[settings.family][settings.size]
+    if settings.family == "gpt2":
         config = GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_inner=intermediate,
                             n_positions=1024, vocab_size=50257)
         config.pad_token_id = config.eos_token_id
@@ -179,19 +194,46 @@ def give_lean_modules(model: torch.nn.Module) -> None:
     from allennlp_lpt.core.dropout import use_fast_dropout
 
     family = family_for_config(model.config, model.config.name_or_path)
-    family.prepare_layers(family.layers(model), model.config)
+    if family.lean_attention_fits_hf_layers:
+        family.prepare_layers(family.layers(model), model.config)
+        model.config.use_cache = False
+    # Otherwise (Llama family) the model was loaded with HF's SDPA attention, the same kernel,
+    # and keeps its cache switch: PEFT's prefix tuning passes its keys and values through it.
     use_fast_dropout(model)
-    model.config.use_cache = False
+
+
+def _prefix_as_cache(model: torch.nn.Module) -> None:
+    """
+    PEFT 0.12's prefix tuning hands its keys and values over as tuples; transformers 4.43's
+    Mistral and Qwen2 convert tuples to a `DynamicCache` only in eval mode and fail in
+    training. A pre-hook on the base transformer does the conversion that Llama does itself.
+    """
+    from transformers import DynamicCache
+
+    def to_cache(module: torch.nn.Module, args: tuple, kwargs: dict) -> Tuple[tuple, dict]:
+        past = kwargs.get("past_key_values")
+        if isinstance(past, (tuple, list)):
+            kwargs["past_key_values"] = DynamicCache.from_legacy_cache(past)
+        return args, kwargs
+
+    model.base_model.register_forward_pre_hook(to_cache, with_kwargs=True)
 
 
 def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    from allennlp_lpt.core import family_for_config
     from allennlp_lpt.core.family import quiet_hf_loading
 
     frozen_dtype = getattr(torch, settings.backbone_dtype) if method in PEFT_METHODS else torch.float32
+    family = family_for_config(AutoConfig.from_pretrained(folder), folder)
+    options = {}
+    if settings.peers == "fair" and not family.lean_attention_fits_hf_layers:
+        options["attn_implementation"] = "sdpa"  # see give_lean_modules
     with quiet_hf_loading():  # the new classification head's "newly initialized" notice
-        model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2, torch_dtype=frozen_dtype)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, num_labels=2, torch_dtype=frozen_dtype, **options
+        )
     if settings.peers == "fair":
         give_lean_modules(model)
     if method in PEFT_METHODS:
@@ -203,9 +245,12 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
         elif method == "prefix_tuning":  # P-tuning v2: trainable key/value prefixes in every layer
             config = peft.PrefixTuningConfig(task_type=task, num_virtual_tokens=20)
         else:
-            targets = ["c_attn"] if settings.family == "gpt2" else ["query", "value"]
-            config = peft.LoraConfig(task_type=task, r=8, lora_alpha=16, target_modules=targets,
-                                     fan_in_fan_out=settings.family == "gpt2")  # GPT-2: Conv1D
+            # The family's attention projections (GPT-2's are Conv1D: fan_in_fan_out).
+            config = peft.LoraConfig(task_type=task, r=8, lora_alpha=16,
+                                     target_modules=list(family.attention_projections),
+                                     fan_in_fan_out=family.name == "gpt2")
+        if method == "prefix_tuning" and not family.lean_attention_fits_hf_layers:
+            _prefix_as_cache(model)
         model = peft.get_peft_model(model, config)
         for parameter in model.parameters():  # what trains stays float32, as late prompt's generator
             if parameter.requires_grad:
@@ -231,7 +276,9 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
 
     vocab = Vocabulary()
     vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
-    encoder = "late_prompt_gpt2" if settings.family == "gpt2" else "late_prompt_roberta"
+    from allennlp_lpt.core import family_for_model
+
+    encoder = family_for_model(folder).encoder_types[0]  # the family's own encoder
     shared = {"model_name": folder, "prompt_layer": settings.prompt_layer,
               "backbone_dtype": settings.backbone_dtype, "compile": settings.compile,
               "compile_backend": settings.compile_backend}

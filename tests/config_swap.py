@@ -33,6 +33,8 @@ def swap(config: Any, tiny_models: Dict[str, str], family: Optional[str]) -> Any
             swapped["model_name"] = tiny_models[family or family_of(config["model_name"])]
         if isinstance(config.get("embedding_dim"), int):
             swapped["embedding_dim"] = 32  # the tiny models' hidden size
+        if isinstance(config.get("max_length"), int):
+            swapped["max_length"] = min(config["max_length"], 128)  # the tiny models' positions
         if isinstance(config.get("prompt_layer"), int) and config["prompt_layer"] > 0:
             swapped["prompt_layer"] = min(config["prompt_layer"], 2)  # tiny models have 4 layers
         causal_encoder = {"gpt2": "late_prompt_gpt2", "llama": "late_prompt_causal"}.get(family or "")

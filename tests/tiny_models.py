@@ -141,3 +141,67 @@ def build_all(root: str) -> Dict[str, str]:
         "xlm-roberta": build_roberta_variant(os.path.join(root, "tiny-xlm-roberta"), "xlm-roberta"),
         "camembert": build_roberta_variant(os.path.join(root, "tiny-camembert"), "camembert"),
     }
+
+
+# Tokenizer conventions of real causal checkpoints, reproduced on the tiny BPE:
+#   no_bos:           Qwen2 / Qwen2.5: no BOS token, `<|endoftext|>` is both eos and pad.
+#   bos_by_tokenizer: Llama-2 / Mistral: the tokenizer adds `<s>` itself, no pad token.
+#   bos_by_template:  Llama-3: a plain fast tokenizer whose post-processor adds
+#                     `<|begin_of_text|>`, no pad token.
+#   left_padding:     Llama-2's convention with `padding_side="left"`.
+CONVENTIONS = ("no_bos", "bos_by_tokenizer", "bos_by_template", "left_padding")
+
+
+def build_tokenizer(folder: str, convention: str):
+    """Saves a tokenizer of `convention` into `folder` and returns it."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast, Qwen2TokenizerFast
+
+    os.makedirs(folder, exist_ok=True)
+    specials = {
+        "no_bos": ["<|endoftext|>"],
+        "bos_by_template": ["<|begin_of_text|>", "<|end_of_text|>"],
+    }.get(convention, ["<unk>", "<s>", "</s>"])
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1, special_tokens=specials)
+    if convention == "no_bos":
+        bpe.save_model(folder)
+        tokenizer = Qwen2TokenizerFast(
+            vocab_file=os.path.join(folder, "vocab.json"), merges_file=os.path.join(folder, "merges.txt"),
+            unk_token=None, bos_token=None, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        )
+    elif convention == "bos_by_template":
+        backend = bpe._tokenizer
+        backend.post_processor = processors.Sequence([
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|>:1 $B:1",
+                special_tokens=[("<|begin_of_text|>", backend.token_to_id("<|begin_of_text|>"))],
+            ),
+        ])
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=backend, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>"
+        )
+    else:
+        tokenizer = LlamaTokenizerFast(
+            tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+            add_bos_token=True, add_eos_token=False, legacy=False,
+            padding_side="left" if convention == "left_padding" else "right",
+        )
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def build_causal_with_convention(folder: str, model_type: str, convention: str) -> str:
+    """A tiny causal model (`gpt2`, `llama`, `mistral` or `qwen2`) whose tokenizer follows
+    `convention` (see CONVENTIONS)."""
+    tokenizer = build_tokenizer(folder, convention)
+    ids = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    if model_type == "gpt2":
+        config = GPT2Config(n_positions=128, n_embd=32, n_layer=4, n_head=2, **ids)
+    else:
+        config = AutoConfig.for_model(model_type, **dict(LLAMA_SIZES, **ids))
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    return folder

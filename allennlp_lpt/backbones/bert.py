@@ -9,6 +9,7 @@ from transformers.models.bert.modeling_bert import BertSelfAttention
 from allennlp_lpt.core.attention import attend_heads, merge_heads, split_heads
 from allennlp_lpt.core.family import (
     BackboneFamily,
+    check_children,
     low_memory_loading,
     quiet_hf_loading,
     register_family,
@@ -21,6 +22,7 @@ class EncoderFamily(BackboneFamily):
 
     is_causal = False
     encoder_types = ("late_prompt_roberta",)
+    attention_projections = ("query", "value")
     # The masked-LM model's attribute holding the base model, and the one holding its head.
     base_prefix: str = ""
     lm_head_prefix: str = ""
@@ -28,6 +30,48 @@ class EncoderFamily(BackboneFamily):
     @classmethod
     def hidden_dropout(cls, config: PretrainedConfig) -> float:
         return float(config.hidden_dropout_prob)
+
+    @classmethod
+    def unsupported(cls, config: PretrainedConfig) -> Optional[str]:
+        # Run as a bidirectional encoder: a decoder's causal mask or cross-attention would be
+        # silently dropped.
+        if getattr(config, "is_decoder", False):
+            return "is_decoder=True (a causal decoder; this family runs bidirectional encoders)"
+        if getattr(config, "add_cross_attention", False):
+            return "add_cross_attention=True (cross-attention layers)"
+        kind = getattr(config, "position_embedding_type", "absolute")
+        if kind not in ("absolute", "relative_key", "relative_key_query"):
+            return f"position_embedding_type={kind!r}"
+        return None
+
+    @classmethod
+    def check_model(cls, model: PreTrainedModel, model_name: str) -> None:
+        """The base model's embeddings and `encoder.layer`, each layer BERT's attention,
+        intermediate and output, the masked-LM head (where the checkpoint has one) apart."""
+        model_type = model.config.model_type
+        where = dict(model_type=model_type, model_name=model_name)
+        base = cls._base(model)
+        check_children(base, required=("embeddings", "encoder"), allowed=("pooler",),
+                       where="the base model", **where)
+        check_children(cls.embeddings(model), required=("word_embeddings", "LayerNorm"),
+                       allowed=("position_embeddings", "token_type_embeddings"),
+                       where="the embeddings", **where)
+        for index, layer in enumerate(cls.layers(model)):
+            check_children(layer, required=("attention", "intermediate", "output"),
+                           where=f"layer {index}", **where)
+            check_children(layer.attention, required=("self", "output"),
+                           where=f"layer {index}'s attention", **where)
+            attention = layer.attention.self
+            if not _is_bert_like_self_attention(attention):
+                raise ConfigurationError(
+                    f"model_name={model_name!r} ({model_type!r}): layer {index} holds a "
+                    f"{type(attention).__name__}, not the BERT-style self-attention (query, key, "
+                    f"value, dropout) this family runs."
+                )
+            # Relative position embeddings keep HF's own module, which computes them.
+            relative = ("distance_embedding",) if attention.position_embedding_type != "absolute" else ()
+            check_children(attention, required=("query", "key", "value"), allowed=relative,
+                           where=f"layer {index}'s self-attention", **where)
 
     @classmethod
     def load_model(

@@ -7,6 +7,7 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from allennlp_lpt.core.attention import attend_heads, merge_heads, split_heads
 from allennlp_lpt.core.family import (
     BackboneFamily,
+    check_children,
     low_memory_loading,
     quiet_hf_loading,
     register_family,
@@ -39,6 +40,29 @@ class GPT2Family(BackboneFamily):
     model_types = ("gpt2",)
     is_causal = True
     encoder_types = ("late_prompt_gpt2", "late_prompt_causal")
+    attention_projections = ("c_attn",)  # queries, keys and values in one Conv1D
+
+    @classmethod
+    def max_positions(cls, config: PretrainedConfig) -> int:
+        return int(config.n_positions)
+
+    @classmethod
+    def unsupported(cls, config: PretrainedConfig) -> Optional[str]:
+        if getattr(config, "add_cross_attention", False):
+            return "add_cross_attention=True (cross-attention layers)"
+        return None
+
+    @classmethod
+    def check_model(cls, model: PreTrainedModel, model_name: str) -> None:
+        """Token and position embeddings, blocks of ln_1, attention, ln_2 and MLP, ln_f."""
+        where = dict(model_type=model.config.model_type, model_name=model_name)
+        check_children(model.transformer, required=("wte", "wpe", "h", "ln_f"),
+                       where="the base model", **where)
+        for index, block in enumerate(model.transformer.h):
+            check_children(block, required=("ln_1", "attn", "ln_2", "mlp"),
+                           where=f"block {index}", **where)
+            check_children(block.attn, required=("c_attn", "c_proj"),
+                           where=f"block {index}'s attention", **where)
 
     @classmethod
     def hidden_dropout(cls, config: PretrainedConfig) -> float:

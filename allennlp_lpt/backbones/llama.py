@@ -16,6 +16,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repea
 from allennlp_lpt.core.attention import attend_heads, merge_heads, split_heads
 from allennlp_lpt.core.family import (
     BackboneFamily,
+    check_children,
     low_memory_loading,
     quiet_hf_loading,
     register_family,
@@ -127,6 +128,47 @@ class LlamaFamily(BackboneFamily):
     model_types = ("llama", "mistral", "qwen2")
     is_causal = True
     encoder_types = ("late_prompt_causal",)
+    attention_projections = ("q_proj", "v_proj")
+    # The lean attention takes (states, bias, cos, sin), not the arguments of HF's layers.
+    lean_attention_fits_hf_layers = False
+    # The rope types whose frequencies are fixed, which `RotaryTables` reproduces from the
+    # model's own rotary module (Llama's in transformers 4.43).
+    rope_types = ("default", "linear", "llama3", "yarn")
+
+    @classmethod
+    def unsupported(cls, config: PretrainedConfig) -> Optional[str]:
+        rope = getattr(config, "rope_scaling", None)
+        if rope:
+            kind = str(rope.get("rope_type", rope.get("type", "")))
+            if config.model_type != "llama":
+                # transformers 4.43's Mistral and Qwen2 build plain rotary tables whatever the
+                # config says: the checkpoint's scaling would be ignored.
+                return (f"rope_scaling={rope!r}, which transformers 4.43 does not apply to "
+                        f"{config.model_type!r} models")
+            if kind not in cls.rope_types:
+                return (f"rope_scaling of type {kind!r} (frequencies that change with the sequence "
+                        f"length or are not fixed; supported: {', '.join(cls.rope_types)})")
+        if getattr(config, "use_sliding_window", False):
+            return "use_sliding_window=True, which transformers 4.43 applies only with flash attention"
+        if config.model_type == "llama" and getattr(config, "sliding_window", None):
+            # A key Llama's config does not have: transformers would keep and ignore it.
+            return f"sliding_window={config.sliding_window} (Llama layers attend to every position)"
+        return None
+
+    @classmethod
+    def check_model(cls, model: PreTrainedModel, model_name: str) -> None:
+        """`model.embed_tokens`, `layers`, `norm`; each layer the two norms, the attention's four
+        projections and the MLP, nothing else with weights."""
+        where = dict(model_type=model.config.model_type, model_name=model_name)
+        check_children(model.model, required=("embed_tokens", "layers", "norm"),
+                       where="the base model", **where)
+        for index, layer in enumerate(model.model.layers):
+            check_children(
+                layer, required=("self_attn", "mlp", "input_layernorm", "post_attention_layernorm"),
+                where=f"layer {index}", **where,
+            )
+            check_children(layer.self_attn, required=("q_proj", "k_proj", "v_proj", "o_proj"),
+                           where=f"layer {index}'s attention", **where)
 
     @classmethod
     def hidden_dropout(cls, config: PretrainedConfig) -> float:
@@ -137,18 +179,6 @@ class LlamaFamily(BackboneFamily):
     def load_model(
         cls, path: str, *, config: PretrainedConfig, dtype: torch.dtype
     ) -> Tuple[PreTrainedModel, List[str]]:
-        rope = getattr(config, "rope_scaling", None) or {}
-        if "dynamic" in str(rope.get("rope_type", rope.get("type", ""))):
-            raise ConfigurationError(
-                f"{path!r} uses dynamic rope scaling, whose frequencies change with the sequence "
-                f"length; late prompt tuning supports fixed rotary frequencies only (default, "
-                f"linear, llama3, yarn rope)."
-            )
-        if getattr(config, "use_sliding_window", False):
-            raise ConfigurationError(
-                f"{path!r} sets use_sliding_window, which transformers 4.43 applies only with "
-                f"flash attention; late prompt tuning does not support it."
-            )
         with quiet_hf_loading():
             model, info = AutoModelForCausalLM.from_pretrained(
                 path, config=config, torch_dtype=dtype, output_loading_info=True,

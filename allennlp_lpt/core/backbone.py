@@ -135,6 +135,7 @@ def get_backbone(
             config = load_backbone_config(model_name, key=key)
             family = family_for_config(config, model_name, key=key)
             model, missing = family.load_model(spec.model_name, config=config, dtype=dtype)
+            family.check_model(model, model_name)
             model.eval()
             for parameter in model.parameters():
                 parameter.requires_grad_(False)

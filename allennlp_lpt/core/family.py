@@ -45,9 +45,9 @@ def load_backbone_config(model_name: str, *, key: str = "model_name") -> Pretrai
     """Loads the HuggingFace config of `model_name`; a missing model is a ConfigurationError."""
     try:
         return AutoConfig.from_pretrained(resolve_model_name(model_name))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError, KeyError) as error:  # also a config HF cannot validate
         raise ConfigurationError(
-            f"{key}={model_name!r}: no HuggingFace model config found there ({error}). Give a "
+            f"{key}={model_name!r}: no usable HuggingFace model config there ({error}). Give a "
             f"folder holding config.json (a model saved with save_pretrained) or a hub name "
             f"that is available offline."
         ) from error
@@ -80,6 +80,48 @@ class BackboneFamily:
     is_causal: ClassVar[bool]
     # The registered Seq2VecEncoders that serve this family (the first is named in errors).
     encoder_types: ClassVar[Tuple[str, ...]]
+    # The attention's query and value projections: what LoRA targets in this family.
+    attention_projections: ClassVar[Tuple[str, ...]]
+    # Whether the lean attention `prepare_layers` swaps in takes the arguments HuggingFace's own
+    # layers pass it (BERT, GPT-2), so a whole HF model can run with it (the benchmark's peers).
+    lean_attention_fits_hf_layers: ClassVar[bool] = True
+
+    @classmethod
+    def max_positions(cls, config: PretrainedConfig) -> int:
+        """The longest input, special tokens included, that the model has positions for."""
+        return int(config.max_position_embeddings)
+
+    @classmethod
+    def check_config(cls, config: PretrainedConfig, model_name: str, *, key: str = "model_name") -> None:
+        """
+        Refuses a config that asks for something this family does not compute: an option from
+        `UNSUPPORTED_OPTIONS` set to anything but its neutral value (whatever the model type:
+        transformers keeps unknown keys of a config.json as attributes and ignores them, so a
+        checkpoint of another architecture saved under a known type would run as that type), or
+        one of the family's own (`unsupported`). Raises a ConfigurationError naming the model
+        type and the option.
+        """
+        for option, (what, neutral) in UNSUPPORTED_OPTIONS.items():
+            value = getattr(config, option, None)
+            if value is not None and value not in neutral:
+                raise unsupported_error(config, model_name, f"{option}={value!r} ({what})", key=key)
+        problem = cls.unsupported(config)
+        if problem is not None:
+            raise unsupported_error(config, model_name, problem, key=key)
+
+    @classmethod
+    def unsupported(cls, config: PretrainedConfig) -> Optional[str]:
+        """What in `config` this family does not compute, or None (the family's own options)."""
+        return None
+
+    @classmethod
+    def check_model(cls, model: PreTrainedModel, model_name: str) -> None:
+        """
+        Checks, once at load, that the loaded model's modules are the ones this family runs:
+        every module it reads is there and no module with weights sits where it would be
+        skipped (`check_children`). Raises a ConfigurationError naming what is not supported.
+        """
+        raise NotImplementedError
 
     @classmethod
     def num_layers(cls, config: PretrainedConfig) -> int:
@@ -181,6 +223,70 @@ class BackboneFamily:
         return torch.zeros(mask.size(0), dtype=torch.long, device=mask.device)
 
 
+# Options of HuggingFace configs that no family here computes, with the values at which ignoring
+# them is exact: (what the option does, its neutral values).
+UNSUPPORTED_OPTIONS: Dict[str, Tuple[str, Tuple[Any, ...]]] = {
+    "attn_logit_softcapping": ("attention logit soft-capping", ()),
+    "final_logit_softcapping": ("final logit soft-capping", ()),
+    "query_pre_attn_scalar": ("a custom attention scale", ()),
+    "attention_multiplier": ("a custom attention scale", ()),
+    "embedding_multiplier": ("embedding scaling", (1, 1.0)),
+    "scale_embedding": ("embedding scaling", (False,)),
+    "residual_multiplier": ("residual scaling", (1, 1.0)),
+    "logits_scaling": ("logit scaling", (1, 1.0)),
+    "layer_types": ("attention that differs per layer", ()),
+    "sliding_window_pattern": ("sliding windows on some layers only", ()),
+    "qk_layernorm": ("norms on queries and keys", (False,)),
+    "use_qk_norm": ("norms on queries and keys", (False,)),
+    "qk_norm": ("norms on queries and keys", (False,)),
+    "partial_rotary_factor": ("rotary embeddings on part of each head", (1, 1.0)),
+    "no_rope_layers": ("layers without rotary embeddings", ()),
+    "parallel_attn": ("attention and MLP in parallel", (False,)),
+    "use_parallel_residual": ("attention and MLP in parallel", (False,)),
+}
+
+
+def unsupported_error(
+    config: PretrainedConfig, model_name: str, problem: str, *, key: str = "model_name"
+) -> ConfigurationError:
+    return ConfigurationError(
+        f"{key}={model_name!r} is a {config.model_type!r} model with {problem}, which late "
+        f"prompt tuning does not compute; it refuses the model rather than run it as something "
+        f"else. Supported model types and options: README.md, 'Which models load'."
+    )
+
+
+def check_children(
+    module: torch.nn.Module,
+    *,
+    required: Tuple[str, ...],
+    allowed: Tuple[str, ...] = (),
+    where: str,
+    model_type: str,
+    model_name: str,
+) -> None:
+    """
+    That `module` has every `required` submodule and that any other submodule holding
+    parameters is among `allowed` (parameter-free ones, e.g. dropout, may be anything). A
+    module with weights that the family would not run (a norm inside attention, a
+    cross-attention, ...) is a ConfigurationError naming it.
+    """
+    children = dict(module.named_children())
+    missing = [name for name in required if name not in children]
+    extra = [
+        name for name, child in children.items()
+        if name not in required and name not in allowed and next(child.parameters(), None) is not None
+    ]
+    if missing or extra:
+        found = (f"lacks {', '.join(missing)}" if missing else "") + (
+            ("; " if missing else "") + f"holds {', '.join(extra)}" if extra else "")
+        raise ConfigurationError(
+            f"model_name={model_name!r} ({model_type!r}): {where} ({type(module).__name__}) "
+            f"{found}, but this family runs exactly {', '.join(required + allowed)}; late "
+            f"prompt tuning refuses the model rather than run it as something else."
+        )
+
+
 def swap_module(parent: torch.nn.Module, name: str, replacement: torch.nn.Module) -> None:
     """Puts `replacement` in place of `parent.name`, in the same train/eval mode (for the lean
     modules `prepare_layers` swaps in)."""
@@ -223,6 +329,7 @@ def family_for_config(
             f"{key}={model_name!r} is a {config.model_type!r} model, which late prompt tuning "
             f"does not support. Supported model types: {', '.join(supported_model_types())}."
         )
+    family.check_config(config, model_name, key=key)
     return family
 
 

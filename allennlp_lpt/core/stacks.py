@@ -142,6 +142,7 @@ class LowerStack(_BackboneSlice):
         super().__init__(model_name, prompt_layer, dtype=dtype)
         self.embeddings = shared_copy(self.family.embeddings(self.backbone.model))
         self.layers = self._own_layers(0, prompt_layer)
+        self.max_positions = self.family.max_positions(self.config)
         self._finish()
 
     def forward(
@@ -159,6 +160,12 @@ class LowerStack(_BackboneSlice):
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`: the output of layer
         `prompt_layer` (HuggingFace's `hidden_states[prompt_layer]`), with no autograd graph.
         """
+        if token_ids.size(1) > self.max_positions:  # a shape: known on the host, no wait
+            raise ValueError(
+                f"a batch of {token_ids.size(1)} tokens per row is longer than {self.model_name!r} "
+                f"has positions for ({self.max_positions}); truncate the input, e.g. with the "
+                f"reader's max_length (dataset_reader.max_length <= {self.max_positions})."
+            )
         with torch.no_grad():
             if type_ids is None:
                 return self._run(token_ids, mask.bool())

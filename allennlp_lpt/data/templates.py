@@ -36,6 +36,26 @@ def _truncate_longest_first(texts: List[List[int]], budget: int) -> List[List[in
     return texts
 
 
+def causal_prefix(tokenizer: PreTrainedTokenizerBase) -> List[int]:
+    """
+    The ids a causal model's input starts with, following the checkpoint's own convention: what
+    the tokenizer puts in front of a text itself (Llama-2's `<s>`, added by the tokenizer;
+    Llama-3's `<|begin_of_text|>`, added by its post-processor), else its BOS token where it
+    has one (GPT-2's `<|endoftext|>`, first as in the authors' code), else nothing (Qwen2, whose
+    tokenizer has no BOS). Whatever the tokenizer appends (an eos) is left out: the answer
+    follows the context.
+    """
+    probe = "a b"
+    plain = tokenizer.encode(probe, add_special_tokens=False)
+    full = tokenizer.encode(probe)
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            if start:
+                return list(full[:start])
+            break
+    return [] if tokenizer.bos_token_id is None else [int(tokenizer.bos_token_id)]
+
+
 class InputEncoder:
     """
     Turns one or two texts into token ids for a model family, optionally through a template.
@@ -44,8 +64,9 @@ class InputEncoder:
 
     tokenizer : `PreTrainedTokenizerBase`
     causal : `bool`
-        GPT-2 style: the input is `bos + texts` (pairs joined with no separator), no end token
-        (the model appends the answer and eos itself).
+        Decoder style: the input is the checkpoint's prefix (`causal_prefix`: a BOS token
+        exactly once, or none where the tokenizer has none) followed by the texts (pairs joined
+        with no separator), no end token (the model appends the answer and eos itself).
     template : `str`, optional
         E.g. `"{s} . It was <mask> ."` or `"{a} ? <mask> , {b}"`: placeholders name the texts in
         the order given; `<mask>` becomes the tokenizer's mask token. Without a template the
@@ -70,6 +91,7 @@ class InputEncoder:
         self.causal = causal
         self.template = template
         self.max_length = max_length
+        self.prefix = causal_prefix(tokenizer) if causal else []
         if template is not None:
             if MASK in template and tokenizer.mask_token_id is None:
                 raise TemplateError(f"template {template!r} uses <mask>, which this tokenizer lacks")
@@ -81,7 +103,7 @@ class InputEncoder:
 
     def _special(self, ids_a: List[int], ids_b: Optional[List[int]]) -> EncodedInput:
         if self.causal:
-            ids = [self.tokenizer.bos_token_id] + ids_a + (ids_b or [])
+            ids = self.prefix + ids_a + (ids_b or [])
             return EncodedInput(ids, [0] * len(ids))
         ids = self.tokenizer.build_inputs_with_special_tokens(ids_a, ids_b)
         types = self.tokenizer.create_token_type_ids_from_sequences(ids_a, ids_b)
@@ -89,7 +111,7 @@ class InputEncoder:
 
     def _num_special(self, pair: bool) -> int:
         if self.causal:
-            return 1
+            return len(self.prefix)
         return self.tokenizer.num_special_tokens_to_add(pair=pair)
 
     def encode(self, texts: Dict[str, str]) -> EncodedInput:

@@ -136,6 +136,12 @@ class LatePromptClassifier(Model):
         word_ids = [self._single_token(word) for word in self._label_words]
         self.register_buffer("_label_word_ids", torch.tensor(word_ids), persistent=False)
         if self._causal:
+            if self._tokenizer.eos_token_id is None:
+                raise ConfigurationError(
+                    f"late_prompt_classifier: the tokenizer of {encoder.model_name!r} has no eos "
+                    f"token, which ends every answer of generative scoring. Give the tokenizer an "
+                    f"eos_token (tokenizer_config.json), or use basic_classifier."
+                )
             suffix = self._tokenizer.encode(answer_suffix, add_special_tokens=False)
             answers = [[word_id] + suffix + [self._tokenizer.eos_token_id] for word_id in word_ids]
             # Every answer has the same length here (one label token + the same suffix).

@@ -226,3 +226,41 @@ def test_the_cached_method_is_timed_on_a_second_epoch():
 def test_a_sixteen_bit_frozen_base_needs_its_compute_precision():
     with pytest.raises(ValueError, match="give --precision bf16 with it"):
         Settings(size="tiny", backbone_dtype="bfloat16", precision="fp32")
+
+
+# What each family's model must get from `--model-name`: its own late-prompt encoder and its
+# own attention projections as LoRA targets.
+FAMILY_CHOICES = {
+    "bert": ("late_prompt_roberta", {"query", "value"}),
+    "roberta": ("late_prompt_roberta", {"query", "value"}),
+    "gpt2": ("late_prompt_gpt2", {"c_attn"}),
+    "llama": ("late_prompt_causal", {"q_proj", "v_proj"}),
+    "mistral": ("late_prompt_causal", {"q_proj", "v_proj"}),
+    "qwen2": ("late_prompt_causal", {"q_proj", "v_proj"}),
+}
+
+
+@pytest.mark.parametrize("model_type", list(FAMILY_CHOICES))
+def test_model_name_picks_the_family_encoder_and_lora_targets(tiny_models, model_type, tmp_path):
+    from allennlp.modules import Seq2VecEncoder
+
+    encoder, targets = FAMILY_CHOICES[model_type]
+    settings = Settings(model_name=tiny_models[model_type], batch_size=2, length=8, steps=1, warmup=1)
+    folder = benchmark.build_backbone(settings, str(tmp_path))
+    lora, step = benchmark.build_method("lora", settings, folder)
+    step()
+    wrapped = {name.rsplit(".", 1)[-1] for name, module in lora.named_modules() if hasattr(module, "lora_A")}
+    assert wrapped == targets
+    late, step = benchmark.build_method("late_prompt", settings, folder)
+    step()
+    assert isinstance(late._seq2vec_encoder, Seq2VecEncoder.by_name(encoder))
+
+
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2"])
+def test_every_method_runs_on_llama_family_shapes(tiny_models, monkeypatch, model_type):
+    """Prefix tuning included: PEFT's tuples become the cache these models take in training."""
+    monkeypatch.setattr(benchmark, "peak_rss", lambda method, settings, folder: 100.0)
+    rows = run(Settings(model_name=tiny_models[model_type], batch_size=2, length=8, steps=1, warmup=1),
+               progress=lambda message: None)
+    assert [row["method"] for row in rows] == list(benchmark.METHODS)
+    assert not [row for row in rows if "error" in row], [row.get("error") for row in rows]

@@ -1,5 +1,6 @@
 """The core's layer ranges, prompt insertion and masks against HuggingFace's own forward pass,
-for every model type the package accepts."""
+for every model type the family registry accepts: the tests are parametrized by the registry, so
+a model type added without a tiny model to compare (`tiny_models.build_all`) fails here."""
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel
@@ -7,11 +8,17 @@ from transformers import AutoConfig, AutoModel
 from allennlp_lpt.core import LowerStack, UpperStack, supported_model_types
 from hf_reference import ROTARY, hf_with_prompt
 
-MODEL_TYPES = ["roberta", "xlm-roberta", "camembert", "bert", "gpt2", "llama", "mistral", "qwen2"]
+import allennlp_lpt  # noqa: F401  (registers every family before the registry is read)
+from tiny_models import build_decoder
+
+MODEL_TYPES = supported_model_types()
 
 
-def test_every_accepted_model_type_is_tested_here():
-    assert sorted(MODEL_TYPES) == supported_model_types()
+def test_every_registered_model_type_has_a_tiny_model(tiny_models):
+    missing = [model_type for model_type in MODEL_TYPES if model_type not in tiny_models]
+    assert not missing, f"add a tiny model of {missing} to tests/tiny_models.build_all"
+    for model_type in MODEL_TYPES:
+        assert AutoConfig.from_pretrained(tiny_models[model_type]).model_type == model_type
 
 
 def _batch(model_dir: str):
@@ -79,3 +86,35 @@ def test_lower_stack_runs_only_the_layers_below_the_prompt(tiny_models):
     assert len(lower.layers) == 2 and len(upper.layers) == 2
     assert not any(p.requires_grad for p in lower.parameters())
     assert not any(p.requires_grad for p in upper.parameters())
+
+
+# The rope scalings the Llama family accepts (fixed frequencies), against HF's own rotary code.
+ROPE_SCALINGS = {
+    "linear": {"rope_type": "linear", "factor": 2.0},
+    "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+    "yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
+}
+
+
+@pytest.fixture(scope="module")
+def scaled_llamas(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rope")
+    return {name: build_decoder(str(root / name), "llama", rope_scaling=rope)
+            for name, rope in ROPE_SCALINGS.items()}
+
+
+@pytest.mark.parametrize("rope", list(ROPE_SCALINGS))
+def test_llama_rope_scalings_equal_hf(scaled_llamas, rope):
+    folder = scaled_llamas[rope]
+    ids, mask = _batch(folder)
+    lower = LowerStack(folder, 2).eval()
+    upper = UpperStack(folder, 2).eval()
+    real = mask[..., None]
+    expected = _hf(folder)(input_ids=ids, attention_mask=mask.long(),
+                           output_hidden_states=True).hidden_states[2]
+    torch.testing.assert_close(lower(ids, mask) * real, expected * real, atol=1e-5, rtol=1e-5)
+    prompt = torch.randn(2, 3, lower.hidden_size)
+    final = hf_with_prompt(_hf(folder), ids, mask, prompt, 2, causal=True)
+    torch.testing.assert_close(upper(lower(ids, mask), mask, prompt) * real, final * real,
+                               atol=1e-5, rtol=1e-4)

@@ -10,7 +10,12 @@ from allennlp.data.fields import Field, LabelField, TextField
 from allennlp.data.token_indexers import PretrainedTransformerIndexer
 from transformers import AutoTokenizer
 
-from allennlp_lpt.core import family_for_model, resolve_model_name
+from allennlp_lpt.core import (
+    family_for_config,
+    family_for_model,
+    load_backbone_config,
+    resolve_model_name,
+)
 from allennlp_lpt.data.fields import CacheKeyedTextField
 from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.data.templates import InputEncoder, TemplateError
@@ -18,6 +23,30 @@ from allennlp_lpt.data.templates import InputEncoder, TemplateError
 logger = logging.getLogger(__name__)
 
 FORMATS = ("glue-tsv", "label-tsv")
+# The default `max_length`, or the model's own limit where that is lower.
+DEFAULT_MAX_LENGTH = 512
+
+
+def checked_max_length(max_length: Optional[int], model_name: str, *, key: str) -> int:
+    """
+    `max_length`, or the default for `model_name`; a value above the number of positions the
+    model has is a ConfigurationError naming `key`, the model and its limit (the embeddings
+    would fail on the first batch that long).
+    """
+    config = load_backbone_config(model_name, key="dataset_reader.model_name")
+    family = family_for_config(config, model_name, key="dataset_reader.model_name")
+    limit = family.max_positions(config)
+    if max_length is None:
+        return min(DEFAULT_MAX_LENGTH, limit)
+    if max_length < 1:
+        raise ConfigurationError(f"{key}={max_length}: give a positive number of tokens.")
+    if max_length > limit:
+        raise ConfigurationError(
+            f"{key}={max_length} is more than {model_name!r} ({config.model_type}) has positions "
+            f"for: it takes at most {limit} tokens, special tokens included. Set {key} to "
+            f"{limit} or less (leave it out for min({DEFAULT_MAX_LENGTH}, {limit}))."
+        )
+    return max_length
 COMMAND_INPUTS = {"evaluate": "input_file", "predict": "input_file"}
 
 
@@ -81,8 +110,9 @@ class TsvClassificationReader(DatasetReader):
         before it and leaves room for the answer word, the rest and eos, which the
         `late_prompt_classifier` appends. Without a template, the tokenizer's special tokens
         join the texts.
-    max_length : `int`, optional (default = `512`)
-        Longer inputs lose text tokens (longest text first), never template tokens.
+    max_length : `int`, optional (default = 512, or the model's limit where that is lower)
+        Longer inputs lose text tokens (longest text first), never template tokens. A value
+        above the number of positions the model has is a ConfigurationError.
     skip_invalid : `bool`, optional (default = `False`)
     cache_keys : `bool`, optional (default = `False`)
         Give each instance, computed on the host once, the key and length under which a
@@ -100,7 +130,7 @@ class TsvClassificationReader(DatasetReader):
         label_column: str = "label",
         labels: Optional[List[str]] = None,
         template: Optional[str] = None,
-        max_length: int = 512,
+        max_length: Optional[int] = None,
         skip_invalid: bool = False,
         cache_keys: bool = False,
         **kwargs,
@@ -119,7 +149,8 @@ class TsvClassificationReader(DatasetReader):
         self.label_column = label_column
         self.labels = None if labels is None else [str(label) for label in labels]
         self.skip_invalid = skip_invalid
-        family = family_for_model(model_name)
+        family = family_for_model(model_name, key="dataset_reader.model_name")
+        max_length = checked_max_length(max_length, model_name, key="dataset_reader.max_length")
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(model_name))
         reserve = 0
         if template is not None and "{label}" in template:
@@ -300,7 +331,7 @@ class TaskReader(TsvClassificationReader):
     task : `str`
     template : `str`, optional
         Overrides the task's template (see `lpt_tsv`).
-    max_length : `int`, optional (default = `512`)
+    max_length : `int`, optional (default = 512, or the model's limit where that is lower)
     skip_invalid : `bool`, optional (default = `False`)
     cache_keys : `bool`, optional (default = `False`)
         See `lpt_tsv`.
@@ -312,7 +343,7 @@ class TaskReader(TsvClassificationReader):
         task: str,
         *,
         template: Optional[str] = None,
-        max_length: int = 512,
+        max_length: Optional[int] = None,
         skip_invalid: bool = False,
         **kwargs,
     ) -> None:

@@ -1,0 +1,56 @@
+"""Inputs longer than the model has positions for are refused where they are configured."""
+import pytest
+import torch
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from allennlp.data.dataset_readers import DatasetReader
+
+from allennlp_lpt.benchmark import Settings
+from allennlp_lpt.core import LowerStack
+
+# The tiny models' limits: RoBERTa numbers positions from pad + 1 (130 embeddings, 128
+# positions); BERT 128 embeddings; GPT-2 n_positions 128; the Llama family 256.
+LIMITS = {"roberta": 128, "bert": 128, "gpt2": 128, "llama": 256, "qwen2": 256}
+
+
+@pytest.mark.parametrize("model_type", list(LIMITS))
+@pytest.mark.parametrize("reader_type", ["lpt_tsv", "lpt_task"])
+def test_reader_refuses_max_length_over_the_limit_at_construction(tiny_models, model_type, reader_type):
+    limit = LIMITS[model_type]
+    params = {"type": reader_type, "model_name": tiny_models[model_type], "max_length": limit + 1}
+    if reader_type == "lpt_task":
+        params["task"] = "sst-2"
+    with pytest.raises(ConfigurationError) as error:
+        DatasetReader.from_params(Params(dict(params)))
+    message = str(error.value)
+    assert f"dataset_reader.max_length={limit + 1}" in message
+    assert tiny_models[model_type] in message and f"at most {limit} tokens" in message
+    params["max_length"] = limit
+    assert DatasetReader.from_params(Params(dict(params))).encoder.max_length == limit
+
+
+@pytest.mark.parametrize("model_type", list(LIMITS))
+def test_default_max_length_is_the_smaller_of_512_and_the_limit(tiny_models, model_type):
+    reader = DatasetReader.from_params(Params({"type": "lpt_tsv", "model_name": tiny_models[model_type]}))
+    assert reader.encoder.max_length == min(512, LIMITS[model_type])
+    # A text longer than that is truncated to fit, special tokens included.
+    instance = reader.text_to_instance("the movie was great " * 200)
+    assert len(instance["tokens"].tokens) == reader.encoder.max_length
+
+
+def test_a_batch_longer_than_the_positions_is_a_clear_error(tiny_models):
+    """What reaches the embedder from another reader (without our max_length) fails with the
+    limit and the key to set, not inside the position embeddings."""
+    lower = LowerStack(tiny_models["bert"], 2)
+    ids = torch.ones(1, 129, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"129 tokens .* positions for \(128\).*dataset_reader\.max_length"):
+        lower(ids, torch.ones_like(ids, dtype=torch.bool))
+    assert lower(ids[:, :128], torch.ones(1, 128, dtype=torch.bool)).shape == (1, 128, 32)
+
+
+def test_benchmark_length_over_the_limit(tiny_models):
+    with pytest.raises(ValueError, match=r"--length 129: .* 1 to 128 tokens"):
+        Settings(model_name=tiny_models["gpt2"], length=129)
+    with pytest.raises(ValueError, match=r"--length 513: the roberta base shape .* 1 to 512"):
+        Settings(family="roberta", size="base", length=513)
+    assert Settings(model_name=tiny_models["llama"], length=256).length == 256
