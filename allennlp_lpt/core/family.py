@@ -47,7 +47,7 @@ def load_backbone_config(model_name: str, *, key: str = "model_name") -> Pretrai
         return AutoConfig.from_pretrained(resolve_model_name(model_name))
     except (OSError, ValueError, TypeError, KeyError) as error:  # also a config HF cannot validate
         raise ConfigurationError(
-            f"{key}={model_name!r}: no usable HuggingFace model config there ({error}). Give a "
+            f"{key}={model_name!r}: no HuggingFace model config found there, or one transformers 4.43 cannot read ({error}). Give a "
             f"folder holding config.json (a model saved with save_pretrained) or a hub name "
             f"that is available offline."
         ) from error

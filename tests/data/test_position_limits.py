@@ -1,8 +1,8 @@
-"""Inputs longer than the model has positions for are refused where they are configured."""
+"""Inputs longer than the model has positions for: lowered to the limit with one warning where a
+reader is built, refused by the benchmark and, with the key to set, by the embedder."""
 import pytest
 import torch
 from allennlp.common import Params
-from allennlp.common.checks import ConfigurationError
 from allennlp.data.dataset_readers import DatasetReader
 
 from allennlp_lpt.benchmark import Settings
@@ -15,18 +15,37 @@ LIMITS = {"roberta": 128, "bert": 128, "gpt2": 128, "llama": 256, "qwen2": 256}
 
 @pytest.mark.parametrize("model_type", list(LIMITS))
 @pytest.mark.parametrize("reader_type", ["lpt_tsv", "lpt_task"])
-def test_reader_refuses_max_length_over_the_limit_at_construction(tiny_models, model_type, reader_type):
+def test_max_length_over_the_limit_is_clamped_with_one_warning_at_construction(
+    tiny_models, model_type, reader_type, caplog
+):
     limit = LIMITS[model_type]
-    params = {"type": reader_type, "model_name": tiny_models[model_type], "max_length": limit + 1}
+    params = {"type": reader_type, "model_name": tiny_models[model_type], "max_length": 1024}
     if reader_type == "lpt_task":
         params["task"] = "sst-2"
-    with pytest.raises(ConfigurationError) as error:
-        DatasetReader.from_params(Params(dict(params)))
-    message = str(error.value)
-    assert f"dataset_reader.max_length={limit + 1}" in message
-    assert tiny_models[model_type] in message and f"at most {limit} tokens" in message
-    params["max_length"] = limit
-    assert DatasetReader.from_params(Params(dict(params))).encoder.max_length == limit
+    with caplog.at_level("WARNING"):
+        reader = DatasetReader.from_params(Params(dict(params)))
+    assert reader.encoder.max_length == limit
+    warnings = [r.getMessage() for r in caplog.records if "positions for" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "dataset_reader.max_length=1024" in warnings[0] and tiny_models[model_type] in warnings[0]
+    assert f"at most {limit} tokens" in warnings[0]
+    # Nothing longer than the model can position comes out of it.
+    instance = reader.text_to_instance("the movie was great " * 300)
+    assert len(instance["tokens"].tokens) <= limit
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        params["max_length"] = limit
+        assert DatasetReader.from_params(Params(dict(params))).encoder.max_length == limit
+    assert not [r for r in caplog.records if "positions for" in r.getMessage()]
+
+
+def test_legacy_archives_max_length_keeps_loading(tiny_models):
+    """Configs saved by earlier versions carry max_length 512 (or a recipe's 256) whatever the
+    model: they load, at the model's limit."""
+    for value in (512, 256):
+        reader = DatasetReader.from_params(Params({"type": "lpt_tsv", "model_name": tiny_models["gpt2"],
+                                                   "max_length": value}))
+        assert reader.encoder.max_length == 128
 
 
 @pytest.mark.parametrize("model_type", list(LIMITS))
@@ -54,3 +73,4 @@ def test_benchmark_length_over_the_limit(tiny_models):
     with pytest.raises(ValueError, match=r"--length 513: the roberta base shape .* 1 to 512"):
         Settings(family="roberta", size="base", length=513)
     assert Settings(model_name=tiny_models["llama"], length=256).length == 256
+

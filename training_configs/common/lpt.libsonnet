@@ -29,13 +29,14 @@
 
   // `labels`: the label set, where it is known; a row with another label is then an error.
   // `cache_keys`: with the embedder's `cache`, key each instance once on the host (README, Speed).
-  reader(model_name, template=null, text_columns=['sentence'], max_length=512, labels=null,
+  // `max_length`: null is the reader's default, 512 or the model's position limit if lower.
+  reader(model_name, template=null, text_columns=['sentence'], max_length=null, labels=null,
          cache_keys=false):: {
     type: 'lpt_tsv',
     model_name: model_name,
     text_columns: text_columns,
     [if template != null then 'template']: template,
-    max_length: max_length,
+    [if max_length != null then 'max_length']: max_length,
     [if labels != null then 'labels']: labels,
     [if cache_keys then 'cache_keys']: true,
   },

@@ -29,9 +29,11 @@ DEFAULT_MAX_LENGTH = 512
 
 def checked_max_length(max_length: Optional[int], model_name: str, *, key: str) -> int:
     """
-    `max_length`, or the default for `model_name`; a value above the number of positions the
-    model has is a ConfigurationError naming `key`, the model and its limit (the embeddings
-    would fail on the first batch that long).
+    `max_length`, or the default for `model_name` (512, or the model's limit where that is
+    lower). A value above the number of positions the model has is clamped to that limit, with
+    one warning naming `key`, the model and its limit, when the reader is built: the embeddings
+    would otherwise fail on the first batch that long. (Clamped rather than refused, so that
+    archives whose saved configs carry an earlier default, e.g. 512 for any model, keep loading.)
     """
     config = load_backbone_config(model_name, key="dataset_reader.model_name")
     family = family_for_config(config, model_name, key="dataset_reader.model_name")
@@ -41,11 +43,12 @@ def checked_max_length(max_length: Optional[int], model_name: str, *, key: str) 
     if max_length < 1:
         raise ConfigurationError(f"{key}={max_length}: give a positive number of tokens.")
     if max_length > limit:
-        raise ConfigurationError(
-            f"{key}={max_length} is more than {model_name!r} ({config.model_type}) has positions "
-            f"for: it takes at most {limit} tokens, special tokens included. Set {key} to "
-            f"{limit} or less (leave it out for min({DEFAULT_MAX_LENGTH}, {limit}))."
+        logger.warning(
+            "%s=%d is more than %r (%s) has positions for: it takes at most %d tokens, special "
+            "tokens included. Inputs are truncated to %d; set %s to %d or less to silence this.",
+            key, max_length, model_name, config.model_type, limit, limit, key, limit,
         )
+        return limit
     return max_length
 COMMAND_INPUTS = {"evaluate": "input_file", "predict": "input_file"}
 
@@ -112,7 +115,7 @@ class TsvClassificationReader(DatasetReader):
         join the texts.
     max_length : `int`, optional (default = 512, or the model's limit where that is lower)
         Longer inputs lose text tokens (longest text first), never template tokens. A value
-        above the number of positions the model has is a ConfigurationError.
+        above the number of positions the model has is lowered to that limit, with a warning.
     skip_invalid : `bool`, optional (default = `False`)
     cache_keys : `bool`, optional (default = `False`)
         Give each instance, computed on the host once, the key and length under which a
