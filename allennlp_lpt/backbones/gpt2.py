@@ -25,13 +25,19 @@ class GPT2Embeddings(torch.nn.Module):
         self.drop = drop
 
     def forward(
-        self, input_ids: torch.Tensor, token_type_ids: Optional[torch.Tensor] = None
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
+        """`position_ids` `(batch_size, seq_len)`: a `Layout`'s; default `0 .. seq_len - 1`."""
         # GPT-2 would embed token_type_ids with its word embeddings; AllenNLP's indexer passes
         # all-zero type ids, which would add the embedding of token 0 everywhere, so they are
         # ignored.
-        positions = torch.arange(input_ids.size(1), device=input_ids.device)
-        return self.drop(self.wte(input_ids) + self.wpe(positions)[None])
+        if position_ids is None:
+            return self.drop(self.wte(input_ids) + self.wpe(
+                torch.arange(input_ids.size(1), device=input_ids.device))[None])
+        return self.drop(self.wte(input_ids) + self.wpe(position_ids))
 
 
 @register_family

@@ -22,7 +22,7 @@ from allennlp_lpt.core.family import (
     register_family,
     swap_module,
 )
-from allennlp_lpt.core.masks import attention_bias
+from allennlp_lpt.core.masks import Layout, attention_bias, visibility_bias
 
 
 class RotaryTables(torch.nn.Module):
@@ -50,10 +50,13 @@ class RotaryTables(torch.nn.Module):
         self.sliding_window = sliding_window
 
     def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
-        """`(seq_len,)` positions -> cos and sin, each `(1, seq_len, head_size)` in `dtype`."""
+        """`(seq_len,)` or per-row `(batch_size, seq_len)` positions -> cos and sin, each
+        `(1 or batch_size, seq_len, head_size)` in `dtype`."""
         with torch.autocast(device_type=positions.device.type, enabled=False):
-            freqs = positions.float()[:, None] * self.inv_freq.to(positions.device)[None, :]
-            angles = torch.cat([freqs, freqs], dim=-1)[None]
+            freqs = positions.float()[..., None] * self.inv_freq.to(positions.device)
+            angles = torch.cat([freqs, freqs], dim=-1)
+            if angles.dim() == 2:
+                angles = angles[None]
             cos, sin = angles.cos() * self.scaling, angles.sin() * self.scaling
         return cos.to(dtype), sin.to(dtype)
 
@@ -89,8 +92,9 @@ class LeanRotaryAttention(torch.nn.Module):
 
         hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
         bias : `torch.Tensor`, optional, shape `(batch_size, 1, seq_len, seq_len)`
-            The complete causal, padding and sliding-window bias; None: causal attention.
-        cos, sin : `torch.Tensor`, shape `(1, seq_len, head_size)`
+            The complete causal, padding and sliding-window bias (or a `Layout`'s); None:
+            causal attention.
+        cos, sin : `torch.Tensor`, shape `(1 or batch_size, seq_len, head_size)`
 
         # Returns
 
@@ -116,9 +120,13 @@ class TokenEmbeddings(torch.nn.Module):
         self.embed_tokens = embed_tokens
 
     def forward(
-        self, input_ids: torch.Tensor, token_type_ids: Optional[torch.Tensor] = None
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        # AllenNLP's indexer passes all-zero type ids; these models have no token types.
+        # AllenNLP's indexer passes all-zero type ids; these models have no token types, and
+        # positions enter through the rotary tables of every layer.
         return self.embed_tokens(input_ids)
 
 
@@ -224,10 +232,16 @@ class LlamaFamily(BackboneFamily):
         states: torch.Tensor,
         mask: torch.Tensor,
         positions: torch.Tensor,
+        layout: Optional[Layout] = None,
     ) -> Dict[str, Any]:
         assert position_module is not None
-        cos, sin = position_module(positions, states.dtype)
         window = position_module.sliding_window
+        if layout is not None:
+            cos, sin = position_module(layout.positions, states.dtype)
+            bias = visibility_bias(layout.visible, states.dtype, positions=layout.positions,
+                                   sliding_window=window)
+            return {"bias": bias, "cos": cos, "sin": sin}
+        cos, sin = position_module(positions, states.dtype)
         # Right padding makes the causal mask alone exact (see BackboneFamily.layer_inputs);
         # only a sliding window shorter than the sequence needs a bias.
         bias = None

@@ -17,7 +17,7 @@ from allennlp.common.checks import ConfigurationError
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
-from allennlp_lpt.core.masks import attention_bias
+from allennlp_lpt.core.masks import Layout, attention_bias, visibility_bias
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ class BackboneFamily:
         states: torch.Tensor,
         mask: torch.Tensor,
         positions: torch.Tensor,
+        layout: Optional[Layout] = None,
     ) -> Dict[str, Any]:
         """
         What every layer takes besides the states, computed once per run of a stack.
@@ -194,7 +195,12 @@ class BackboneFamily:
             True for the prompt and the real tokens.
         positions : `torch.LongTensor`, shape `(seq_len,)`
             Each slot's position (see the class docstring).
+        layout : `Layout`, optional
+            Causal families: an explicit arrangement (per-row positions, complete visibility)
+            that replaces `positions` and the causal mask (generative scoring's shared context).
         """
+        if layout is not None:
+            return {"attention_mask": visibility_bias(layout.visible, states.dtype)}
         if cls.is_causal:
             # Rows are right-padded (every entry point checks it) and the prompt comes first,
             # so every real token's causal window holds only the prompt and real tokens: the

@@ -1,4 +1,5 @@
 """Attention masks and prompt insertion: the tensor arithmetic every family shares."""
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
@@ -44,6 +45,61 @@ def attention_bias(
     # Two kernels (fill, masked fill) for the whole stack: built once, read by every layer.
     bias = torch.full(allowed.shape, torch.finfo(dtype).min, dtype=dtype, device=mask.device)
     return bias.masked_fill_(allowed, 0.0)
+
+
+@dataclass
+class Layout:
+    """
+    An explicit arrangement of a causal model's sequence, for sequences that are not one text
+    read left to right: several continuations of one context side by side (generative scoring's
+    answer candidates), each seeing the context and its own earlier tokens. The core's stacks
+    run a layout with per-row positions and this visibility instead of the plain causal mask.
+
+    # Parameters
+
+    positions : `torch.LongTensor`, shape `(batch_size, seq_len)`
+        Each slot's position (what GPT-2 embeds, what rotary attention rotates by).
+    visible : `torch.BoolTensor`, shape `(batch_size, seq_len, seq_len)`
+        `visible[b, q, k]`: whether slot q attends to slot k. Complete on its own (causality and
+        padding included); every slot should see at least one slot.
+    """
+
+    positions: torch.Tensor
+    visible: torch.Tensor
+
+    def with_prompt(self, n: int) -> "Layout":
+        """
+        The layout of `[prompt; sequence]`: the prompt's n vectors at positions `-n .. -1`,
+        prompt i seeing prompts <= i and nothing else, every slot seeing the whole prompt.
+        """
+        batch, length = self.positions.shape
+        device = self.positions.device
+        prompt_positions = torch.arange(-n, 0, device=device).expand(batch, n)
+        top = torch.cat([
+            torch.ones(n, n, dtype=torch.bool, device=device).tril().expand(batch, n, n),
+            torch.zeros(batch, n, length, dtype=torch.bool, device=device),
+        ], dim=2)
+        bottom = torch.cat([
+            torch.ones(batch, length, n, dtype=torch.bool, device=device), self.visible.bool()
+        ], dim=2)
+        return Layout(torch.cat([prompt_positions, self.positions], dim=1), torch.cat([top, bottom], dim=1))
+
+
+def visibility_bias(
+    visible: torch.Tensor, dtype: torch.dtype, *, positions: Optional[torch.Tensor] = None,
+    sliding_window: Optional[int] = None,
+) -> torch.Tensor:
+    """
+    The additive bias of a `Layout`'s visibility, `(batch, q, k)` booleans -> `(batch, 1, q, k)`:
+    0 where attention is allowed, the dtype's minimum elsewhere. With `sliding_window` (and the
+    layout's `positions`), a slot also sees only slots fewer than `sliding_window` positions back.
+    """
+    allowed = visible.bool()
+    if sliding_window is not None:
+        assert positions is not None, "a sliding window needs the layout's positions"
+        allowed = allowed & ((positions[:, :, None] - positions[:, None, :]) < sliding_window)
+    bias = torch.full(allowed.shape, torch.finfo(dtype).min, dtype=dtype, device=visible.device)
+    return bias.masked_fill_(allowed, 0.0)[:, None]
 
 
 def prepend_prompt(

@@ -7,6 +7,7 @@ prompt to the layer-k states, extends the mask and runs layers k+1..L (frozen, b
 flow through them to the prompt generator). Both read the one shared `Backbone` of their model
 (`core.backbone`) through module copies of their own.
 """
+from dataclasses import dataclass
 from typing import Optional, Type
 
 import torch
@@ -14,8 +15,27 @@ import torch
 from allennlp_lpt.core.backbone import Backbone, get_backbone, shared_copy
 from allennlp_lpt.core.dropout import use_fast_dropout
 from allennlp_lpt.core.family import BackboneFamily, validate_prompt_layer
-from allennlp_lpt.core.masks import prepend_prompt
+from allennlp_lpt.core.masks import Layout, prepend_prompt
 from allennlp_lpt.core.pretrained import PretrainedPart
+
+
+@dataclass(frozen=True)
+class LowerStates:
+    """
+    The output of layer `layer` of a backbone for a batch, computed once and handed to
+    several late-prompt models of that backbone (`MultiTaskPredictor`): each continues from it
+    to its own prompt layer (`LowerStack.continue_from`) instead of running layers 1..`layer`
+    again. Below the prompt layer everything is frozen and task-independent, so this is exact.
+
+    # Parameters
+
+    states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+    layer : `int`
+        Which layer's output `states` is (0: the embeddings').
+    """
+
+    states: torch.Tensor
+    layer: int
 
 
 class _BackboneSlice(PretrainedPart):
@@ -98,10 +118,17 @@ class _BackboneSlice(PretrainedPart):
         return compiled(*args) if compiled is not None else self._compute(*args)
 
     def run_layers(
-        self, states: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+        self,
+        states: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        layout: Optional[Layout] = None,
+        *,
+        start: int = 0,
+        stop: Optional[int] = None,
     ) -> torch.Tensor:
         """
-        Runs this slice's layers in order.
+        Runs this slice's layers `start .. stop - 1` (default: all) in order.
 
         # Parameters
 
@@ -109,15 +136,24 @@ class _BackboneSlice(PretrainedPart):
         mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
         positions : `torch.LongTensor`, shape `(seq_len,)`
             Each slot's position (see `BackboneFamily`).
+        layout : `Layout`, optional
+            An explicit arrangement (causal families) instead of `positions` and the causal mask.
+        start : `int`, optional (default = `0`)
+            Skip the slice's first `start` layers (their output is `states`).
+        stop : `int`, optional
+            Run no layer from the slice's `stop`-th on.
 
         # Returns
 
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
         """
-        if len(self.layers) == 0:
+        layers = list(self.layers)[start:stop]
+        if not layers:
             return states
-        inputs = self.family.layer_inputs(self.position_module, states, mask, positions)
-        for layer in self.layers:
+        if layout is not None and not self.family.is_causal:
+            raise ValueError(f"a Layout is for causal models; {self.model_name!r} is bidirectional")
+        inputs = self.family.layer_inputs(self.position_module, states, mask, positions, layout)
+        for layer in layers:
             states = self.family.run_layer(layer, states, inputs)
         return states
 
@@ -146,7 +182,12 @@ class LowerStack(_BackboneSlice):
         self._finish()
 
     def forward(
-        self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor] = None
+        self,
+        token_ids: torch.Tensor,
+        mask: torch.Tensor,
+        type_ids: Optional[torch.Tensor] = None,
+        *,
+        layout: Optional[Layout] = None,
     ) -> torch.Tensor:
         """
         # Parameters
@@ -154,29 +195,84 @@ class LowerStack(_BackboneSlice):
         token_ids : `torch.LongTensor`, shape `(batch_size, seq_len)`
         mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
         type_ids : `torch.LongTensor`, optional, shape `(batch_size, seq_len)`
+        layout : `Layout`, optional
+            Causal families: the sequence's explicit positions and visibility (runs uncompiled).
 
         # Returns
 
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`: the output of layer
         `prompt_layer` (HuggingFace's `hidden_states[prompt_layer]`), with no autograd graph.
         """
-        if token_ids.size(1) > self.max_positions:  # a shape: known on the host, no wait
+        # A shape: known on the host, no wait. (A layout's positions are its caller's to check.)
+        if layout is None and token_ids.size(1) > self.max_positions:
             raise ValueError(
                 f"a batch of {token_ids.size(1)} tokens per row is longer than {self.model_name!r} "
                 f"has positions for ({self.max_positions}); truncate the input, e.g. with the "
                 f"reader's max_length (dataset_reader.max_length <= {self.max_positions})."
             )
         with torch.no_grad():
+            if layout is not None:
+                return self._compute(token_ids, mask.bool(), type_ids, layout)
             if type_ids is None:
                 return self._run(token_ids, mask.bool())
             return self._run(token_ids, mask.bool(), type_ids)
 
-    def _compute(
-        self, token_ids: torch.Tensor, mask: torch.Tensor, type_ids: Optional[torch.Tensor] = None
+    def states_at(
+        self,
+        token_ids: torch.Tensor,
+        mask: torch.Tensor,
+        type_ids: Optional[torch.Tensor] = None,
+        *,
+        layer: int,
     ) -> torch.Tensor:
-        states = self.embeddings(input_ids=token_ids, token_type_ids=type_ids)
+        """
+        The output of layer `layer` (`0 .. prompt_layer`; 0: the embeddings'), without an
+        autograd graph: the part of this stack that several models with higher prompt layers
+        share (see `LowerStates`, `continue_from`).
+        """
+        if not 0 <= layer <= self.prompt_layer:
+            raise ValueError(f"layer={layer}: use 0 to {self.prompt_layer}")
+        with torch.no_grad():
+            states = self.embeddings(input_ids=token_ids, token_type_ids=type_ids)
+            positions = torch.arange(token_ids.size(1), device=token_ids.device)
+            return self.run_layers(states, mask.bool(), positions, stop=layer)
+
+    def continue_from(
+        self, states: torch.Tensor, mask: torch.Tensor, start_layer: int
+    ) -> torch.Tensor:
+        """
+        The output of layer `prompt_layer`, from the output of an earlier layer `start_layer`
+        of the same backbone (computed elsewhere, e.g. once for several tasks): runs layers
+        `start_layer + 1 .. prompt_layer` only, without an autograd graph.
+
+        # Parameters
+
+        states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+        start_layer : `int`
+            `0 .. prompt_layer` (0: `states` is the embedding output).
+        """
+        if not 0 <= start_layer <= self.prompt_layer:
+            raise ValueError(f"start_layer={start_layer}: use 0 to {self.prompt_layer}")
+        positions = torch.arange(states.size(1), device=states.device)
+        with torch.no_grad():
+            return self.run_layers(states, mask.bool(), positions, start=start_layer)
+
+    def _compute(
+        self,
+        token_ids: torch.Tensor,
+        mask: torch.Tensor,
+        type_ids: Optional[torch.Tensor] = None,
+        layout: Optional[Layout] = None,
+    ) -> torch.Tensor:
+        if layout is None:
+            states = self.embeddings(input_ids=token_ids, token_type_ids=type_ids)
+        else:
+            states = self.embeddings(
+                input_ids=token_ids, token_type_ids=type_ids, position_ids=layout.positions
+            )
         positions = torch.arange(token_ids.size(1), device=token_ids.device)
-        return self.run_layers(states, mask, positions)
+        return self.run_layers(states, mask, positions, layout)
 
 
 class UpperStack(_BackboneSlice):
@@ -200,7 +296,12 @@ class UpperStack(_BackboneSlice):
         self._finish()
 
     def forward(
-        self, states: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor
+        self,
+        states: torch.Tensor,
+        mask: torch.Tensor,
+        prompt: torch.Tensor,
+        *,
+        layout: Optional[Layout] = None,
     ) -> torch.Tensor:
         """
         # Parameters
@@ -209,18 +310,30 @@ class UpperStack(_BackboneSlice):
             The output of layer `prompt_layer`.
         mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
         prompt : `torch.Tensor`, shape `(batch_size, n, hidden_size)`
+        layout : `Layout`, optional
+            Causal families: the sequence's explicit positions and visibility, without the
+            prompt (`Layout.with_prompt` puts it in front); runs uncompiled.
 
         # Returns
 
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`: the final states of the real
         positions (the prompt positions are removed again, so indices need no shifting).
         """
+        if layout is not None:
+            return self._compute(states, mask, prompt, layout)
         return self._run(states, mask, prompt)
 
-    def _compute(self, states: torch.Tensor, mask: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+    def _compute(
+        self,
+        states: torch.Tensor,
+        mask: torch.Tensor,
+        prompt: torch.Tensor,
+        layout: Optional[Layout] = None,
+    ) -> torch.Tensor:
         extended_states, extended_mask = prepend_prompt(states, mask, prompt)
         n = prompt.size(1)
         # The prompt sits right before the first token (see BackboneFamily on positions).
         positions = torch.arange(-n, states.size(1), device=states.device)
-        output = self.run_layers(extended_states, extended_mask, positions)
+        extended_layout = None if layout is None else layout.with_prompt(n)
+        output = self.run_layers(extended_states, extended_mask, positions, extended_layout)
         return self.final_norm(output[:, n:])

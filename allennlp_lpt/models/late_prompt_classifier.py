@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 from allennlp_lpt.core import resolve_model_name
 from allennlp_lpt.core.backbone import shared_copy
 from allennlp_lpt.core.checks import BatchCheck
-from allennlp_lpt.core.masks import check_right_padded
+from allennlp_lpt.core.masks import Layout, check_right_padded
 from allennlp_lpt.core.pretrained import PretrainedHead
 from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.modules import pairing
@@ -34,10 +34,13 @@ class LatePromptClassifier(Model):
     - Bidirectional encoders (RoBERTa, BERT with an MLM head): the final state at `<mask>` goes
       through the masked-LM head; training minimises cross-entropy over the full vocabulary with
       the gold label word as target; prediction is the argmax over the label words' logits.
-    - GPT-2 (generative scoring): each candidate input is the context followed by
-      `" " + label word`, `answer_suffix` and eos; its score is the mean negative log-likelihood
-      of those tokens, and the lowest wins. Training scores the gold candidate only; the LM head
-      runs only at the scored positions.
+    - Causal models, GPT-2 and the Llama family (generative scoring): each candidate input is
+      the context followed by `" " + label word`, `answer_suffix` and eos; its score is the mean
+      negative log-likelihood of those tokens, and the lowest wins. Training scores the gold
+      candidate only (one row per context); evaluation and prediction run each context once
+      with every candidate's tokens beside it, each seeing only the context and itself (a
+      `Layout`): the same scores as one row per candidate. The LM head runs only at the scored
+      positions.
 
     Registered as a `Model` with name "late_prompt_classifier".
 
@@ -49,8 +52,9 @@ class LatePromptClassifier(Model):
     encoder : `Seq2VecEncoder`
         A `late_prompt_roberta` or `late_prompt_gpt2` encoder of the same model and prompt layer.
     label_words : `Dict[str, str]`, optional
-        Label -> word; each `" " + word` must be one token of the model's vocabulary. Default:
-        the `task`'s verbalizer for this family.
+        Label -> word. For masked LMs each `" " + word` must be one token of the model's
+        vocabulary; for causal models it may be several. Default: the `task`'s verbalizer for
+        this family.
     task : `str`, optional
         One of the paper's tasks (`allennlp_lpt.data.tasks`): supplies the default label words,
         answer suffix and metric.
@@ -133,8 +137,7 @@ class LatePromptClassifier(Model):
                 f"{sorted(label_words)}."
             )
         self._label_words = [label_words[labels[i]] for i in range(len(labels))]
-        word_ids = [self._single_token(word) for word in self._label_words]
-        self.register_buffer("_label_word_ids", torch.tensor(word_ids), persistent=False)
+        self._lower = embedders[0]
         if self._causal:
             if self._tokenizer.eos_token_id is None:
                 raise ConfigurationError(
@@ -143,9 +146,21 @@ class LatePromptClassifier(Model):
                     f"eos_token (tokenizer_config.json), or use basic_classifier."
                 )
             suffix = self._tokenizer.encode(answer_suffix, add_special_tokens=False)
-            answers = [[word_id] + suffix + [self._tokenizer.eos_token_id] for word_id in word_ids]
-            # Every answer has the same length here (one label token + the same suffix).
-            self.register_buffer("_answer_ids", torch.tensor(answers), persistent=False)
+            answers = [
+                self._word_tokens(word) + suffix + [self._tokenizer.eos_token_id]
+                for word in self._label_words
+            ]
+            # Answers may differ in length (a label word of several tokens): padded with 0,
+            # with each one's length beside it.
+            longest = max(len(answer) for answer in answers)
+            padded = [answer + [0] * (longest - len(answer)) for answer in answers]
+            self.register_buffer("_answer_ids", torch.tensor(padded), persistent=False)
+            self.register_buffer(
+                "_answer_lengths", torch.tensor([len(answer) for answer in answers]), persistent=False
+            )
+        else:
+            word_ids = [self._single_token(word) for word in self._label_words]
+            self.register_buffer("_label_word_ids", torch.tensor(word_ids), persistent=False)
         self._accuracy = CategoricalAccuracy()
         # On a GPU these read their verdicts back a step later instead of waiting for them.
         self._mask_token_check = BatchCheck()
@@ -157,6 +172,13 @@ class LatePromptClassifier(Model):
                     "metric 'acc_and_f1' needs two labels, '0' and '1' (the positive class)."
                 )
             self._f1 = F1Measure(vocab.get_token_index("1", label_namespace))
+
+    def _word_tokens(self, word: str) -> List[int]:
+        """A causal model's tokens of `" " + word` (one or more)."""
+        ids = self._tokenizer.encode(" " + word, add_special_tokens=False)
+        if not ids:
+            raise ConfigurationError(f"label_words: {word!r} is empty once tokenized.")
+        return ids
 
     def _single_token(self, word: str) -> int:
         ids = self._tokenizer.encode(" " + word, add_special_tokens=False)
@@ -222,14 +244,19 @@ class LatePromptClassifier(Model):
             self._update_metrics(logits, label)
         return output
 
-    def _answer_nll(self, tokens: TextFieldTensors, answers: torch.Tensor) -> torch.Tensor:
+    def _answer_nll(
+        self, tokens: TextFieldTensors, answers: torch.Tensor, answer_lengths: torch.Tensor
+    ) -> torch.Tensor:
         """
-        Mean NLL of each answer after its context.
+        Mean NLL of each answer after its context, one row per (context, answer): the path of
+        training (the gold answer only) and the reference the shared path is tested against.
 
         # Parameters
 
         tokens : the contexts, `(batch_size, seq_len)` token ids.
         answers : `torch.LongTensor`, shape `(batch_size, num_answers, answer_len)`
+            Padded with anything past each answer's length.
+        answer_lengths : `torch.LongTensor`, shape `(batch_size, num_answers)`
 
         # Returns
 
@@ -250,7 +277,7 @@ class LatePromptClassifier(Model):
         answer_positions = lengths[:, None] + torch.arange(answer_len, device=ids.device)
         ids.scatter_(1, answer_positions, answers.reshape(rows, answer_len))
         positions = torch.arange(seq_len, device=ids.device)[None]
-        mask = positions < (lengths[:, None] + answer_len)
+        mask = positions < (lengths + answer_lengths.reshape(rows))[:, None]
         context_only = positions < lengths[:, None]
         embedded = self._text_field_embedder(
             {key: {"token_ids": ids, "mask": mask, "type_ids": torch.zeros_like(ids)}}
@@ -260,20 +287,97 @@ class LatePromptClassifier(Model):
         scored = final.gather(
             1, (answer_positions - 1)[..., None].expand(-1, -1, final.size(-1))
         )  # (rows, answer_len, hidden)
+        return self._mean_nll(scored.view(batch, num_answers, answer_len, -1), answers, answer_lengths)
+
+    def _answer_nll_shared(self, tokens: TextFieldTensors) -> torch.Tensor:
+        """
+        Mean NLL of every label's answer after each context, with the context run once: each
+        row holds its context, then every answer's tokens but the last, each answer at the
+        positions it would have right after the context and seeing only the context and its
+        own earlier tokens (a `Layout`), so the states equal those of one row per answer
+        (`_answer_nll`) at a fraction of the work.
+
+        # Returns
+
+        `torch.Tensor`, shape `(batch_size, num_labels)`.
+        """
+        context_ids = util.get_token_ids_from_text_field_tensors(tokens)
+        context_mask = util.get_text_field_mask(tokens).bool()
+        check_right_padded(context_mask, where="late_prompt_classifier", check=self._padding_check)
+        batch, context_len = context_ids.shape
+        answers, answer_lengths = self._answer_ids, self._answer_lengths  # (C, A), (C,)
+        num_answers, answer_len = answers.shape
+        limit = self._lower.stack.max_positions
+        if context_len + answer_len > limit:  # what one row per answer would need too
+            raise ValueError(
+                f"late_prompt_classifier: contexts of {context_len} tokens and answers of up to "
+                f"{answer_len} are longer than {self._encoder.model_name!r} has positions for "
+                f"({limit}); lower dataset_reader.max_length."
+            )
+        device = context_ids.device
+        lengths = context_mask.sum(dim=1)  # (batch,)
+        # Answer slots: each answer's tokens but its last (nothing is predicted from that one).
+        slots = answer_len - 1
+        slot_answer = torch.arange(num_answers, device=device).repeat_interleave(slots)
+        slot_offset = torch.arange(slots, device=device).repeat(num_answers)
+        slot_real = slot_offset < (answer_lengths[slot_answer] - 1)
+        ids = torch.cat([context_ids, answers[:, :slots].reshape(1, -1).expand(batch, -1)], dim=1)
+        mask = torch.cat([context_mask, slot_real.expand(batch, -1)], dim=1)
+        positions = torch.cat([
+            torch.arange(context_len, device=device).expand(batch, -1),
+            lengths[:, None] + slot_offset[None],
+        ], dim=1)
+        # 0: the context; a + 1: answer a. A slot sees real slots at earlier or equal positions
+        # of the context or of its own answer.
+        segment = torch.cat([
+            torch.zeros(batch, context_len, dtype=torch.long, device=device),
+            (slot_answer + 1).expand(batch, -1),
+        ], dim=1)
+        visible = (
+            mask[:, None, :]
+            & (positions[:, None, :] <= positions[:, :, None])
+            & ((segment[:, None, :] == 0) | (segment[:, None, :] == segment[:, :, None]))
+        )
+        layout = Layout(positions, visible)
+        generator_mask = torch.cat([context_mask, torch.zeros_like(mask[:, context_len:])], dim=1)
+        states = self._lower.embed_layout(ids, mask, layout)
+        final = self._encoder.encode_layout(states, mask, generator_mask, layout)
+        # Answer a's token j is predicted from the context's last state (j = 0) or from its
+        # own slot j - 1.
+        offsets = torch.arange(answer_len, device=device)
+        own_slot = context_len + torch.arange(num_answers, device=device)[:, None] * slots + offsets - 1
+        index = torch.where(offsets == 0, (lengths - 1)[:, None, None], own_slot[None])  # (batch, C, A)
+        scored = final.gather(
+            1, index.reshape(batch, -1, 1).expand(-1, -1, final.size(-1))
+        ).view(batch, num_answers, answer_len, -1)
+        return self._mean_nll(
+            scored, answers[None].expand(batch, -1, -1), answer_lengths[None].expand(batch, -1)
+        )
+
+    def _mean_nll(
+        self, scored: torch.Tensor, answers: torch.Tensor, answer_lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """
+        `(batch, C, A, hidden)` states that predict `(batch, C, A)` answer tokens -> the mean
+        NLL over each answer's real tokens, `(batch, C)`.
+        """
+        # float32 for the softmax, whatever dtype the frozen head is stored in.
         log_probs = F.log_softmax(self._lm_head(scored).float(), dim=-1)
-        nll = -log_probs.gather(2, answers.reshape(rows, answer_len, 1)).squeeze(2)
-        return nll.mean(dim=1).view(batch, num_answers)
+        nll = -log_probs.gather(3, answers[..., None]).squeeze(3)
+        real = torch.arange(answers.size(2), device=answers.device) < answer_lengths[..., None]
+        return (nll * real).sum(dim=2) / answer_lengths
 
     def _forward_generative(
         self, tokens: TextFieldTensors, label: Optional[torch.LongTensor]
     ) -> Dict[str, torch.Tensor]:
-        batch = util.get_token_ids_from_text_field_tensors(tokens).size(0)
         if self.training and label is not None:
             # The loss needs the gold answer only.
-            nll = self._answer_nll(tokens, self._answer_ids[label][:, None, :])
+            nll = self._answer_nll(
+                tokens, self._answer_ids[label][:, None, :], self._answer_lengths[label][:, None]
+            )
             return {"loss": nll.mean()}
-        answers = self._answer_ids[None].expand(batch, -1, -1)
-        nll = self._answer_nll(tokens, answers)  # (batch, num_labels)
+        # Evaluation and prediction: every label's answer, over one pass of each context.
+        nll = self._answer_nll_shared(tokens)  # (batch, num_labels)
         logits = -nll
         output = {"logits": logits, "probs": F.softmax(logits, dim=-1)}
         if label is not None:

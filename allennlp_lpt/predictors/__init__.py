@@ -1,3 +1,4 @@
 from allennlp_lpt.predictors.lpt_classifier import LatePromptClassifierPredictor
+from allennlp_lpt.predictors.multi_task import MultiTaskPredictor
 
-__all__ = ["LatePromptClassifierPredictor"]
+__all__ = ["LatePromptClassifierPredictor", "MultiTaskPredictor"]

@@ -8,7 +8,7 @@ from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 from allennlp_lpt.core import UpperStack
 from allennlp_lpt.core.backbone import parse_backbone_dtype
 from allennlp_lpt.core.checks import BatchCheck
-from allennlp_lpt.core.masks import check_right_padded
+from allennlp_lpt.core.masks import Layout, check_right_padded
 from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
 from allennlp_lpt.modules import pairing
 
@@ -155,6 +155,40 @@ class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
             states.to(self.trainable_dtype), readable, self.family.anchor_positions(readable)
         )
         return self.upper(states, mask, prompt)
+
+    def encode_layout(
+        self,
+        states: torch.Tensor,
+        mask: torch.BoolTensor,
+        generator_mask: torch.BoolTensor,
+        layout: Layout,
+    ) -> torch.Tensor:
+        """
+        `encode_tokens` over an explicit `Layout` (causal families): the generator reads the
+        tokens of `generator_mask` (right-padded: the shared context), the upper layers run
+        with the layout's positions and visibility.
+
+        # Parameters
+
+        states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+            The real slots (need not be right-padded: the layout says who sees whom).
+        generator_mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+        layout : `Layout`
+
+        # Returns
+
+        `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
+        """
+        self.check_pairing_once()
+        readable = generator_mask.bool()
+        check_right_padded(
+            readable, where=f"{self.encoder_type} (generator_mask)", check=self._generator_mask_check
+        )
+        prompt = self.generator(
+            states.to(self.trainable_dtype), readable, self.family.anchor_positions(readable)
+        )
+        return self.upper(states, mask.bool(), prompt, layout=layout)
 
     @property
     def trainable_dtype(self) -> torch.dtype:

@@ -5,10 +5,11 @@ import torch
 from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 
 from allennlp_lpt.core import LowerStack
+from allennlp_lpt.core.masks import Layout, check_right_padded
+from allennlp_lpt.core.stacks import LowerStates
 from allennlp_lpt.core.backbone import parse_backbone_dtype
 from allennlp_lpt.core.cache import LowerStateCache, RowKeys, instance_key, weights_fingerprint
 from allennlp_lpt.core.checks import BatchCheck
-from allennlp_lpt.core.masks import check_right_padded
 from allennlp_lpt.modules import pairing
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         type_ids: Optional[torch.LongTensor] = None,
         segment_concat_mask: Optional[torch.BoolTensor] = None,
         row_keys: Optional[RowKeys] = None,
+        lower_states: Optional[LowerStates] = None,
     ) -> torch.Tensor:  # type: ignore
         """
         # Parameters
@@ -143,6 +145,10 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
             Each row's cache key and length, computed on the host by the reader (`cache_keys`).
             The mask then comes from the same indexer, so it is right-padded by construction
             and is not checked again.
+        lower_states : `LowerStates`, optional
+            The output of an earlier layer for this very batch, computed once for several
+            models of this backbone (`MultiTaskPredictor`): only the layers from there to the
+            prompt layer run (no cache).
 
         # Returns
 
@@ -163,9 +169,37 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
                 "remove max_length from the pretrained_transformer indexer and truncate in the "
                 "dataset reader instead."
             )
+        if lower_states is not None:
+            if lower_states.states.shape[:2] != token_ids.shape or lower_states.layer > self.prompt_layer:
+                raise ValueError(
+                    f"late_prompt_transformer: lower_states of layer {lower_states.layer} and "
+                    f"shape {tuple(lower_states.states.shape)} do not fit token_ids of shape "
+                    f"{tuple(token_ids.shape)} and prompt_layer {self.prompt_layer}."
+                )
+            return self.stack.continue_from(lower_states.states, mask, lower_states.layer)
         if self._cache_settings is None:
             return self.stack(token_ids, mask, type_ids)
         return self._cached(token_ids, mask.bool(), type_ids, row_keys)
+
+    def embed_layout(
+        self, token_ids: torch.Tensor, mask: torch.Tensor, layout: Layout
+    ) -> torch.Tensor:
+        """
+        The layer-`prompt_layer` states of a sequence with an explicit `Layout` (causal
+        families; generative scoring's shared context), without the cache.
+
+        # Parameters
+
+        token_ids : `torch.LongTensor`, shape `(batch_size, seq_len)`
+        mask : `torch.BoolTensor`, shape `(batch_size, seq_len)`
+        layout : `Layout`
+
+        # Returns
+
+        `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`, with no grad_fn.
+        """
+        self.check_pairing_once()
+        return self.stack(token_ids, mask, layout=layout)
 
     @property
     def cache(self) -> Optional[LowerStateCache]:

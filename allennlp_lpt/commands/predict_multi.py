@@ -1,0 +1,81 @@
+import argparse
+import json
+import logging
+import sys
+from typing import Iterator, List, Tuple
+
+from allennlp.commands.subcommand import Subcommand
+from allennlp.common.util import JsonDict
+
+logger = logging.getLogger(__name__)
+
+
+@Subcommand.register("lpt-predict-multi")
+class PredictMulti(Subcommand):
+    """`allennlp lpt-predict-multi`: several late-prompt archives of one backbone, one input file."""
+
+    requires_plugins = True
+
+    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        description = (
+            "Predicts every line of INPUT_FILE with each archive, all sharing one backbone in "
+            "memory and, for archives whose readers give the same token ids, one pass of the "
+            "lower layers up to their smallest prompt layer. Each output line is a JSON object "
+            "mapping each task's name to what `allennlp predict ARCHIVE --predictor "
+            "lpt_classifier` writes for that line. Archives must share model_name and "
+            "backbone_dtype."
+        )
+        sub = parser.add_parser(self.name, description=description,
+                                help="Predict with several late-prompt archives of one backbone.")
+        sub.add_argument("paths", nargs="+", metavar="ARCHIVE ... INPUT_FILE",
+                         help="the archives (full or lightweight), then the JSON-lines input file")
+        sub.add_argument("--output-file", required=True, help="where to write the JSON lines")
+        sub.add_argument("--batch-size", type=int, default=1, help="inputs per batch (as allennlp predict)")
+        sub.add_argument("--cuda-device", type=int, default=-1, help="GPU id; -1: the CPU")
+        sub.add_argument("--names", nargs="+", default=None,
+                         help="one name per archive (default: each archive's file name without "
+                              "extension, or its folder's name where those collide)")
+        sub.set_defaults(func=_run)
+        return sub
+
+
+def _numbered_inputs(path: str) -> Iterator[Tuple[int, str]]:
+    from allennlp_lpt.predictors.lpt_classifier import _numbered_lines
+
+    return _numbered_lines(path)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from allennlp_lpt.predictors.multi_task import MultiTaskPredictor
+
+    if len(args.paths) < 2:
+        raise SystemExit("lpt-predict-multi: give at least one archive and the input file")
+    if args.batch_size < 1:
+        raise SystemExit("lpt-predict-multi: --batch-size must be at least 1")
+    *archives, input_file = args.paths
+    predictor = MultiTaskPredictor.from_archives(archives, names=args.names, cuda_device=args.cuda_device)
+    print(predictor.describe_groups(), file=sys.stderr)
+    # The whole file is checked before anything is predicted: a bad line leaves no output.
+    inputs: List[JsonDict] = []
+    checked = []
+    for number, line in _numbered_inputs(input_file):
+        where = f"{input_file}:{number}"
+        try:
+            parsed = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SystemExit(
+                f"{where}: the line is not JSON ({error.msg} at column {error.colno}): "
+                f"{line.strip()[:80]!r}. Give one JSON object per line."
+            ) from None
+        checked.append((where, parsed))
+        inputs.append(parsed)
+    try:
+        predictor.check_inputs(checked)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    with open(args.output_file, "w") as handle:
+        for start in range(0, len(inputs), args.batch_size):
+            for output in predictor.predict_batch_json(inputs[start:start + args.batch_size]):
+                handle.write(json.dumps(output) + "\n")
+    print(f"lpt-predict-multi: {len(inputs)} line(s), {len(archives)} task(s) -> {args.output_file}",
+          file=sys.stderr)
