@@ -40,14 +40,14 @@ def build(folder: str, family: str, shape: str) -> str:
     hidden, layers, heads, intermediate = SHAPES[shape]
     torch.manual_seed(0)
     if family == "gpt2":
-        bpe.train_from_iterator(corpus, vocab_size=1000, min_frequency=1, special_tokens=["<|endoftext|>"])
+        bpe.train_from_iterator(corpus, vocab_size=1000, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False)
         bpe.save_model(folder)
         tokenizer = GPT2TokenizerFast(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"))
         config = GPT2Config(vocab_size=len(tokenizer), n_positions=512, n_embd=hidden, n_layer=layers,
                             n_head=heads, n_inner=intermediate, bos_token_id=tokenizer.bos_token_id,
                             eos_token_id=tokenizer.eos_token_id)
     else:
-        bpe.train_from_iterator(corpus, vocab_size=1000, min_frequency=1, special_tokens=["<unk>", "<s>", "</s>"])
+        bpe.train_from_iterator(corpus, vocab_size=1000, min_frequency=1, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
         tokenizer = LlamaTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
                                        unk_token="<unk>", add_bos_token=True, legacy=False)
         config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,

@@ -181,3 +181,66 @@ def test_the_pinned_host_tier_reads_back_exactly_on_cuda(tiny_models):
     assert cached.cache.host_used > 0 and cached.cache.memory_used == 0
     mask = tensors["mask"]
     torch.testing.assert_close(got[mask], expected[mask], atol=1e-5, rtol=1e-5)
+
+
+@requires_gpu
+def test_multi_task_prediction_on_cuda_holds_one_backbone_copy(tiny_models, tmp_path):
+    """The archives are moved in one call: the shared frozen weights become one CUDA copy, and
+    every task's output equals its own predictor's on the CPU."""
+    from allennlp.predictors import Predictor
+
+    from allennlp_lpt.predictors import MultiTaskPredictor
+
+    archives = []
+    for seed in (1, 2):
+        out = tmp_path / f"task{seed}"
+        out.mkdir()
+        config = tiny_config(QUICKSTART, tiny_models, str(out), family="roberta", epochs=1)
+        params = json.load(open(config))
+        params["random_seed"] = params["pytorch_seed"] = seed
+        json.dump(params, open(config, "w"))
+        train_model_from_file(config, str(out / "run"))
+        archives.append(str(out / "run" / "model.tar.gz"))
+    multi = MultiTaskPredictor.from_archives(archives, names=["a", "b"], cuda_device=0)
+    embeddings = [task.embedder.stack.embeddings.word_embeddings.weight for task in multi.tasks]
+    assert all(weight.is_cuda for weight in embeddings)
+    assert embeddings[0].data_ptr() == embeddings[1].data_ptr()
+    inputs = [{"sentence": "a warm and funny film ."}, {"sentence": "the plot was boring and long"}]
+    outputs = multi.predict_batch_json(inputs)
+    for name, archive in zip(["a", "b"], archives):
+        cpu = Predictor.from_archive(load_archive(archive), "lpt_classifier").predict_batch_json(inputs)
+        for ours, theirs in zip(outputs, cpu):
+            torch.testing.assert_close(torch.tensor(ours[name]["logits"]), torch.tensor(theirs["logits"]),
+                                       atol=1e-5, rtol=1e-4)
+
+
+@requires_gpu
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_shared_context_scoring_on_cuda_equals_one_row_per_candidate(tiny_models, family):
+    from allennlp.common import Params
+    from allennlp.data import DatasetReader, Vocabulary
+    from allennlp.models import Model
+
+    model_dir = tiny_models[family]
+    reader = DatasetReader.from_params(Params({"type": "lpt_tsv", "model_name": model_dir,
+                                               "template": "{s} It was"}))
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
+    shared = {"model_name": model_dir, "prompt_layer": 2}
+    model = Model.from_params(vocab=vocab, params=Params({
+        "type": "late_prompt_classifier",
+        "text_field_embedder": {"token_embedders": {"tokens": {"type": "late_prompt_transformer", **shared}}},
+        "encoder": {"type": "late_prompt_causal", **shared, "generator": {"type": "mppg"}},
+        "label_words": {"0": "terrible", "1": "very good fun"},
+    })).cuda().eval()
+    instances = [reader.text_to_instance(t) for t in ("the movie was great fun", "a boring film , not good")]
+    for instance in instances:
+        reader.apply_token_indexers(instance)
+    batch = Batch(instances)
+    batch.index_instances(vocab)
+    tokens = move_to_device(batch.as_tensor_dict(), 0)["tokens"]
+    with torch.no_grad():
+        shared_scores = model._answer_nll_shared(tokens)
+        per_row = model._answer_nll(tokens, model._answer_ids[None].expand(2, -1, -1),
+                                    model._answer_lengths[None].expand(2, -1))
+    torch.testing.assert_close(shared_scores, per_row, atol=1e-4, rtol=1e-4)

@@ -1,13 +1,10 @@
 import argparse
 import json
-import logging
 import sys
-from typing import Iterator, List, Tuple
+from typing import List, Tuple
 
 from allennlp.commands.subcommand import Subcommand
 from allennlp.common.util import JsonDict
-
-logger = logging.getLogger(__name__)
 
 
 @Subcommand.register("lpt-predict-multi")
@@ -39,13 +36,8 @@ class PredictMulti(Subcommand):
         return sub
 
 
-def _numbered_inputs(path: str) -> Iterator[Tuple[int, str]]:
-    from allennlp_lpt.predictors.lpt_classifier import _numbered_lines
-
-    return _numbered_lines(path)
-
-
 def _run(args: argparse.Namespace) -> None:
+    from allennlp_lpt.predictors.lpt_classifier import numbered_lines, parse_input_line
     from allennlp_lpt.predictors.multi_task import MultiTaskPredictor
 
     if len(args.paths) < 2:
@@ -56,23 +48,15 @@ def _run(args: argparse.Namespace) -> None:
     predictor = MultiTaskPredictor.from_archives(archives, names=args.names, cuda_device=args.cuda_device)
     print(predictor.describe_groups(), file=sys.stderr)
     # The whole file is checked before anything is predicted: a bad line leaves no output.
-    inputs: List[JsonDict] = []
-    checked = []
-    for number, line in _numbered_inputs(input_file):
-        where = f"{input_file}:{number}"
-        try:
-            parsed = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise SystemExit(
-                f"{where}: the line is not JSON ({error.msg} at column {error.colno}): "
-                f"{line.strip()[:80]!r}. Give one JSON object per line."
-            ) from None
-        checked.append((where, parsed))
-        inputs.append(parsed)
+    checked: List[Tuple[str, JsonDict]] = []
     try:
+        for number, line in numbered_lines(input_file):
+            where = f"{input_file}:{number}"
+            checked.append((where, parse_input_line(line, where=where)))
         predictor.check_inputs(checked)
-    except ValueError as error:
+    except ValueError as error:  # InputLineError included
         raise SystemExit(str(error)) from None
+    inputs = [parsed for _, parsed in checked]
     with open(args.output_file, "w") as handle:
         for start in range(0, len(inputs), args.batch_size):
             for output in predictor.predict_batch_json(inputs[start:start + args.batch_size]):

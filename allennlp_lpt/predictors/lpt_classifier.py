@@ -63,14 +63,8 @@ class LatePromptClassifierPredictor(Predictor):
             raise InputLineError(f"an input line is not JSON ({error}): {line.strip()[:80]!r}") from None
 
     def _check_input_file(self, input_file: str) -> None:
-        for number, line in _numbered_lines(input_file):
-            try:
-                parsed = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputLineError(
-                    f"{input_file}:{number}: the line is not JSON ({error.msg} at column "
-                    f"{error.colno}): {line.strip()[:80]!r}. Give one JSON object per line."
-                ) from None
+        for number, line in numbered_lines(input_file):
+            parsed = parse_input_line(line, where=f"{input_file}:{number}")
             try:
                 self._json_to_instance(parsed)
             except ValueError as error:
@@ -91,7 +85,18 @@ class LatePromptClassifierPredictor(Predictor):
         return output
 
 
-def _numbered_lines(path: str) -> Iterator[Tuple[int, str]]:
+def parse_input_line(line: str, *, where: str) -> JsonDict:
+    """One JSON-lines input line; an InputLineError naming `where` (file:line) if it is not JSON."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise InputLineError(
+            f"{where}: the line is not JSON ({error.msg} at column {error.colno}): "
+            f"{line.strip()[:80]!r}. Give one JSON object per line."
+        ) from None
+
+
+def numbered_lines(path: str) -> Iterator[Tuple[int, str]]:
     """(line number, line) of the non-blank lines, as `allennlp predict` reads them."""
     from allennlp.common.file_utils import cached_path
 
