@@ -54,3 +54,14 @@ def test_legacy_archive_predicts_as_when_it_was_written(name):
         torch.testing.assert_close(
             torch.tensor(output["probs"]), torch.tensor(expected["probs"]), atol=1e-6, rtol=1e-6
         )
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["predictions"]))
+def test_models_today_have_the_state_dict_keys_of_those_archives(name):
+    """What a model writes into an archive keeps the layout of earlier versions: no key added,
+    none renamed (a component held twice would add a second set)."""
+    archive_file = os.path.join(LEGACY, f"{name}.tar.gz")
+    with tarfile.open(archive_file) as tar:
+        saved = torch.load(tar.extractfile("weights.th"), map_location="cpu", weights_only=True)  # type: ignore[arg-type]
+    model = load_archive(archive_file, overrides=model_name_overrides(archive_file)).model
+    assert set(model.state_dict()) == set(saved)

@@ -137,7 +137,11 @@ class LatePromptClassifier(Model):
                 f"{sorted(label_words)}."
             )
         self._label_words = [label_words[labels[i]] for i in range(len(labels))]
-        self._lower = embedders[0]
+        # Where the embedder sits (a name, not a second reference: that would register it as a
+        # submodule twice and give its weights a second set of state-dict keys).
+        self._lower_name = next(
+            name for name, module in self._text_field_embedder.named_modules() if module is embedders[0]
+        )
         if self._causal:
             if self._tokenizer.eos_token_id is None:
                 raise ConfigurationError(
@@ -172,6 +176,11 @@ class LatePromptClassifier(Model):
                     "metric 'acc_and_f1' needs two labels, '0' and '1' (the positive class)."
                 )
             self._f1 = F1Measure(vocab.get_token_index("1", label_namespace))
+
+    @property
+    def _lower(self) -> LatePromptTransformerEmbedder:
+        """The `late_prompt_transformer` embedder inside the text field embedder."""
+        return self._text_field_embedder.get_submodule(self._lower_name)  # type: ignore[return-value]
 
     def _word_tokens(self, word: str) -> List[int]:
         """A causal model's tokens of `" " + word` (one or more)."""
