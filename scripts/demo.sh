@@ -2,7 +2,8 @@
 # `make demo`: trains the quickstart config (MiniLM, late prompt after layer 3, demo data),
 # prints its dev accuracy and one prediction. Run from the repository root.
 set -euo pipefail
-out=${DEMO_DIR:-runs/quickstart}
+# Its own folder: `rm -rf` below must never touch runs/quickstart, which the README trains into.
+out=${DEMO_DIR:-runs/demo}
 rm -rf "$out"
 mkdir -p "$(dirname "$out")"
 echo "== Training training_configs/quickstart.jsonnet into $out (about a minute on a CPU)"
