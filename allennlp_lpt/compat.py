@@ -13,6 +13,10 @@ behaviour unchanged for valid input.
   readers' `cache_keys` given to a model whose embedder is not `late_prompt_transformer` ends in
   a bare `TypeError` about `row_keys` inside AllenNLP; it becomes a ConfigurationError naming
   the config key and the fix.
+- `allennlp predict` hands a predictor one line at a time, without the file or line number, and
+  writes each batch's predictions as it goes. Before it reads the first line, `_PredictManager`
+  now lets a predictor with a `check_input_file(path)` method (`lpt_classifier`) check the whole
+  file, so a bad line is named by file and line and nothing is predicted.
 """
 import contextlib
 import functools
@@ -73,9 +77,33 @@ def _explaining_row_keys(forward: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _checking_the_input_first(run: Callable[..., Any]) -> Callable[..., Any]:
+    if getattr(run, "_checks_the_input_first", False):
+        return run  # already installed
+
+    @functools.wraps(run)
+    def wrapped(self: Any) -> Any:
+        check = getattr(self._predictor, "check_input_file", None)
+        # JSON lines from a file (not stdin, not read by a dataset reader).
+        if check is not None and self._dataset_reader is None and self._input_file != "-":
+            try:
+                check(self._input_file)
+            except BaseException:
+                if self._output_file is not None:
+                    self._output_file.close()
+                raise
+        return run(self)
+
+    wrapped._checks_the_input_first = True  # type: ignore[attr-defined]
+    return wrapped
+
+
 def apply() -> None:
     """Installs the repairs (idempotent)."""
+    from allennlp.commands import predict
+
     archival.extracted_archive = extracted_archive  # load_archive looks it up at each call
+    predict._PredictManager.run = _checking_the_input_first(predict._PredictManager.run)  # type: ignore[method-assign]
     BasicTextFieldEmbedder.forward = _explaining_row_keys(BasicTextFieldEmbedder.forward)  # type: ignore[method-assign]
     warnings.filterwarnings(
         "ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated", category=FutureWarning

@@ -82,7 +82,7 @@ CASES = {
     "bytes that are not UTF-8": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, b"sentence\tlabel\ngood\t1\ncaf\xe9\t1\n")),
                                  r"bad.tsv:3: the line is not UTF-8 \(byte 0xe9 at column 4\)"),
     "data file that does not exist": (QUICKSTART, lambda c, m, t: _set(c, ("validation_data_path",), str(t / "no-such.tsv")),
-                                      r"validation_data_path='.*no-such.tsv': no such file"),
+                                      r"'.*no-such.tsv': no such file .* \(train_data_path, validation_data_path or test_data_path\)"),
     "header without the columns": (QUICKSTART, lambda c, m, t: _set(c, ("train_data_path",), _bad_rows(t, "text\tgold\ngood\t1\n")),
                                    r"bad.tsv:1: the header .* lacks the column"),
     "input that cannot fit": (VERBALIZER, lambda c, m, t: _set(c, ("dataset_reader", "max_length"), 6),

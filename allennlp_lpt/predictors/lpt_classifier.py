@@ -1,5 +1,4 @@
 import json
-import sys
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from allennlp.common.util import JsonDict
@@ -21,8 +20,8 @@ class LatePromptClassifierPredictor(Predictor):
     `label_word`, besides the model's logits.
 
     Each line must pass the training reader's rules (e.g. no empty text). With `allennlp
-    predict`, the whole input file is checked before anything is predicted, so a bad line stops
-    the command with its line number and no partial output.
+    predict`, the whole input file is checked before anything is predicted (`check_input_file`),
+    so a bad line stops the command with its line number and no partial output.
 
     Registered as a `Predictor` with name "lpt_classifier".
     """
@@ -48,21 +47,19 @@ class LatePromptClassifierPredictor(Predictor):
         return self._dataset_reader.text_to_instance(*texts)  # type: ignore[call-arg]
 
     def load_line(self, line: str) -> JsonDict:
-        """
-        Parses one input line. The first call, under `allennlp predict`, checks the whole input
-        file first (see the class docstring); errors name the file and line.
-        """
-        if not getattr(self, "_input_checked", False):
-            self._input_checked = True
-            input_file = _predict_input_file()
-            if input_file is not None:
-                self._check_input_file(input_file)
+        """Parses one input line (under `allennlp predict` the whole file was checked first,
+        see `check_input_file`)."""
         try:
             return json.loads(line)
         except json.JSONDecodeError as error:
             raise InputLineError(f"an input line is not JSON ({error}): {line.strip()[:80]!r}") from None
 
-    def _check_input_file(self, input_file: str) -> None:
+    def check_input_file(self, input_file: str) -> None:
+        """
+        Checks every line of a JSON-lines input file against the reader's rules, raising an
+        InputLineError that names the file and line of the first bad one. `allennlp predict`
+        calls it before predicting anything (installed by `allennlp_lpt.compat`).
+        """
         for number, line in numbered_lines(input_file):
             parsed = parse_input_line(line, where=f"{input_file}:{number}")
             try:
@@ -104,16 +101,3 @@ def numbered_lines(path: str) -> Iterator[Tuple[int, str]]:
         for number, line in enumerate(handle, start=1):
             if not line.isspace():
                 yield number, line
-
-
-def _predict_input_file() -> Optional[str]:
-    """The input file of the running `allennlp predict`, found on the call stack (AllenNLP hands
-    the predictor one line at a time, without its number); None elsewhere or for stdin."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        manager = frame.f_locals.get("self")
-        path = getattr(manager, "_input_file", None)
-        if type(manager).__name__ == "_PredictManager" and isinstance(path, str):
-            return None if path == "-" else path
-        frame = frame.f_back  # type: ignore[assignment]
-    return None

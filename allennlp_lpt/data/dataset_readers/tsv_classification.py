@@ -1,6 +1,5 @@
 import logging
 import os
-import sys
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from allennlp.common.checks import ConfigurationError
@@ -50,32 +49,18 @@ def checked_max_length(max_length: Optional[int], model_name: str, *, key: str) 
         )
         return limit
     return max_length
-COMMAND_INPUTS = {"evaluate": "input_file", "predict": "input_file"}
 
 
 def missing_file_message(file_path: str) -> str:
     """
-    Which config key (or command-line argument) named `file_path`, found among the callers'
-    arguments: AllenNLP reads the data files of `train_data_path`, `validation_data_path` and
-    `test_data_path` on the reader's behalf without telling it which one it reads.
+    What to say when `file_path` does not exist. AllenNLP reads the config's data paths on the
+    reader's behalf without saying which key named the file, so the message names the keys it
+    may be.
     """
-    key = None
-    frame = sys._getframe(1)
-    while frame is not None and key is None:
-        for name, value in frame.f_locals.items():
-            if name.endswith("_data_path") and value == file_path:
-                key = name
-                break
-            if name == "args" and getattr(value, "input_file", None) == file_path:
-                key = "the input file argument"
-                break
-        frame = frame.f_back  # type: ignore[assignment]
-    where = f"{key}={file_path!r}" if key and key.endswith("_data_path") else (
-        f"{key} {file_path!r}" if key else f"{file_path!r} (a data path of the config or a command's input file)"
-    )
     return (
-        f"{where}: no such file (relative paths are read from {os.getcwd()}). Fix the path in "
-        f"the config or override it, e.g. -o '{{\"{key if key and key.endswith('_data_path') else 'train_data_path'}\": \"path/to/file.tsv\"}}'."
+        f"{file_path!r}: no such file (relative paths are read from {os.getcwd()}). Fix the path "
+        f"in the config (train_data_path, validation_data_path or test_data_path) or the "
+        f"command's input file, e.g. -o '{{\"validation_data_path\": \"path/to/file.tsv\"}}'."
     )
 
 
