@@ -441,15 +441,21 @@ def _peak_rss_child(method: str, settings: Settings, folder: str, queue) -> None
         queue.put(f"error: {error}")
 
 
-def peak_rss(method: str, settings: Settings, folder: str) -> object:
-    """CPU: the peak resident memory of a fresh process that builds the method and trains."""
+def in_fresh_process(target: Callable[..., None], *args: object) -> object:
+    """Runs `target(*args, queue)` in a fresh (spawned) process and returns what it puts in
+    `queue`: how a peak memory is measured without the caller's own."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_peak_rss_child, args=(method, settings, folder, queue))
+    child = context.Process(target=target, args=(*args, queue))
     child.start()
     result = queue.get()
     child.join()
     return result
+
+
+def peak_rss(method: str, settings: Settings, folder: str) -> object:
+    """CPU: the peak resident memory of a fresh process that builds the method and trains."""
+    return in_fresh_process(_peak_rss_child, method, settings, folder)
 
 
 def peft_problem() -> Optional[str]:

@@ -16,7 +16,6 @@ of a process that loads one archive and predicts (each measured in a fresh proce
 import argparse
 import csv
 import json
-import multiprocessing
 import os
 import statistics
 import sys
@@ -92,13 +91,9 @@ def _child(archives: List[str], inputs: List[dict], together: bool, queue) -> No
 
 
 def peak_in_child(archives: List[str], inputs: List[dict], together: bool) -> float:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_child, args=(archives, inputs, together, queue))
-    process.start()
-    value = queue.get()
-    process.join()
-    return value
+    from allennlp_lpt.benchmark import in_fresh_process
+
+    return float(in_fresh_process(_child, archives, inputs, together))  # type: ignore[arg-type]
 
 
 def timed(predict, batches, repeats: int) -> float:
