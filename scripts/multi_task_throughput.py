@@ -162,7 +162,6 @@ def main() -> None:
             print(f"| {count} | {slow:.1f} | {fast:.1f} | {speedup:.2f}x | {limit:.2f}x | "
                   f"{100 * speedup / limit:.0f}% | {count * one:.0f} ({count} x {one:.0f}) | {shared:.0f} |",
                   flush=True)
-            del multi, alone
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ only on position differences, so this is a sequence that begins with the prompt.
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from allennlp.common.checks import ConfigurationError
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, repeat_kv
 

@@ -7,7 +7,7 @@ from allennlp.common.file_utils import cached_path
 from allennlp.data import DatasetReader, Instance, Token
 from allennlp.data.fields import Field, LabelField, TextField
 from allennlp.data.token_indexers import PretrainedTransformerIndexer
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PretrainedConfig
 
 from allennlp_lpt.core import (
     family_for_config,
@@ -26,7 +26,9 @@ FORMATS = ("glue-tsv", "label-tsv")
 DEFAULT_MAX_LENGTH = 512
 
 
-def checked_max_length(max_length: Optional[int], model_name: str, *, key: str) -> int:
+def checked_max_length(
+    max_length: Optional[int], model_name: str, config: PretrainedConfig, *, key: str
+) -> int:
     """
     `max_length`, or the default for `model_name` (512, or the model's limit where that is
     lower). A value above the number of positions the model has is clamped to that limit, with
@@ -34,9 +36,7 @@ def checked_max_length(max_length: Optional[int], model_name: str, *, key: str) 
     would otherwise fail on the first batch that long. (Clamped rather than refused, so that
     archives whose saved configs carry an earlier default, e.g. 512 for any model, keep loading.)
     """
-    config = load_backbone_config(model_name, key="dataset_reader.model_name")
-    family = family_for_config(config, model_name, key="dataset_reader.model_name")
-    limit = family.max_positions(config)
+    limit = family_for_config(config, model_name, key="dataset_reader.model_name").max_positions(config)
     if max_length is None:
         return min(DEFAULT_MAX_LENGTH, limit)
     if max_length < 1:
@@ -137,8 +137,9 @@ class TsvClassificationReader(DatasetReader):
         self.label_column = label_column
         self.labels = None if labels is None else [str(label) for label in labels]
         self.skip_invalid = skip_invalid
-        family = family_for_model(model_name, key="dataset_reader.model_name")
-        max_length = checked_max_length(max_length, model_name, key="dataset_reader.max_length")
+        config = load_backbone_config(model_name, key="dataset_reader.model_name")
+        family = family_for_config(config, model_name, key="dataset_reader.model_name")
+        max_length = checked_max_length(max_length, model_name, config, key="dataset_reader.max_length")
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(model_name))
         reserve = 0
         if template is not None and "{label}" in template:
