@@ -85,13 +85,13 @@ def _child(archives: List[str], inputs: List[dict], together: bool, queue) -> No
                                          ).predict_batch_json(inputs)
     else:
         Predictor.from_archive(load_archive(archives[0]), "lpt_classifier").predict_batch_json(inputs)
-    from allennlp_lpt.benchmark import peak_rss_mib
+    from allennlp_lpt.experiments.benchmark import peak_rss_mib
 
     queue.put(peak_rss_mib())
 
 
 def peak_in_child(archives: List[str], inputs: List[dict], together: bool) -> float:
-    from allennlp_lpt.benchmark import in_fresh_process
+    from allennlp_lpt.experiments.benchmark import in_fresh_process
 
     return float(in_fresh_process(_child, archives, inputs, together))  # type: ignore[arg-type]
 

@@ -2,7 +2,6 @@ import argparse
 
 from allennlp.commands.subcommand import Subcommand
 
-from allennlp_lpt.benchmark import METHODS, Settings, run, table, write_json_lines
 
 
 @Subcommand.register("lpt-benchmark")
@@ -18,7 +17,8 @@ class Benchmark(Subcommand):
             "by side in one process, and reports the median training-step time (after warm-up; "
             "synchronised on CUDA), the peak memory (CUDA: max allocated; CPU: peak RSS of a "
             "separate process per method) and the trainable parameters, with ratios to full "
-            "fine-tuning. Methods: " + ", ".join(METHODS) + "."
+            "fine-tuning. Methods: full, prompt_tuning, prefix_tuning, lora, late_prompt, "
+            "late_prompt_cached (all by default)."
         )
         sub = parser.add_parser(self.name, description=description, help="Benchmark LPT against its peers.")
         sub.add_argument("--family", choices=["roberta", "bert", "gpt2"], default="roberta")
@@ -27,7 +27,7 @@ class Benchmark(Subcommand):
         sub.add_argument("--length", type=int, default=128)
         sub.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
         sub.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
-        sub.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+        sub.add_argument("--methods", default="all", help="comma-separated, or all")
         sub.add_argument("--steps", type=int, default=10, help="timed steps per method")
         sub.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
         sub.add_argument("--prompt-layer", type=int, default=None, help="default: half the layers")
@@ -51,10 +51,16 @@ class Benchmark(Subcommand):
 
 
 def _run(args: argparse.Namespace) -> None:
+    # The harness is imported when the command runs, not whenever the plugin loads.
+    from allennlp_lpt.experiments.benchmark import METHODS, Settings, run, table, write_json_lines
+
+    methods = METHODS if args.methods.strip() == "all" else tuple(
+        m.strip() for m in args.methods.split(",") if m.strip()
+    )
     settings = Settings(
         family=args.family, size=args.size, batch_size=args.batch_size, length=args.length,
         device=args.device, precision=args.precision,
-        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        methods=methods,
         steps=args.steps, warmup=args.warmup, prompt_layer=args.prompt_layer,
         prompt_length=args.prompt_length, model_name=args.model_name, peers=args.peers,
         backbone_dtype=args.backbone_dtype, compile=args.compile, profile=args.profile,

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from allennlp_lpt.commands.aggregate import aggregate
+from allennlp_lpt.experiments.aggregate import aggregate
 
 
 def fake_run(folder, *, task, model, train, metrics, mismatched=None):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from allennlp_lpt.sweep import parse_grid, sweep
+from allennlp_lpt.experiments.sweep import parse_grid, sweep
 from allennlp.common.checks import ConfigurationError
 from config_swap import CONFIGS, tiny_config
 
@@ -44,14 +44,14 @@ def test_bad_grids():
 
 
 def test_run_names_keep_enough_of_each_key_to_be_unique():
-    from allennlp_lpt.sweep import plan, short_names
+    from allennlp_lpt.experiments.sweep import plan, short_names
 
     assert short_names(["model.a.dropout", "model.b.dropout", "*.prompt_layer"]) == {
         "model.a.dropout": "a.dropout", "model.b.dropout": "b.dropout", "*.prompt_layer": "prompt_layer"}
     config = {"model": {"a": {"dropout": 0.0}, "b": {"dropout": 0.0}}}
     grid = {"model.a.dropout": [0.1], "model.b.dropout": [0.2]}
-    (name, *_), = plan(config, grid, [None], {})
-    assert name == "a.dropout=0.1_b.dropout=0.2"
+    [run] = plan(config, grid, [None], {})
+    assert run.name == "a.dropout=0.1_b.dropout=0.2"
 
 
 def test_runs_that_would_share_a_folder_are_an_error(tiny_models, tmp_path):
@@ -69,7 +69,8 @@ def _finished_run(folder, config):
 
 
 def test_a_finished_run_is_reused_only_with_the_same_config(tiny_models, tmp_path):
-    from allennlp_lpt.sweep import load_config, run_sweep
+    from allennlp_lpt.experiments.configs import load_config
+    from allennlp_lpt.experiments.sweep import run_sweep
 
     config = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="roberta")
     out = tmp_path / "out"

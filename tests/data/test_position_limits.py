@@ -5,7 +5,6 @@ import torch
 from allennlp.common import Params
 from allennlp.data.dataset_readers import DatasetReader
 
-from allennlp_lpt.benchmark import Settings
 from allennlp_lpt.core import LowerStack
 
 # The tiny models' limits: RoBERTa numbers positions from pad + 1 (130 embeddings, 128
@@ -68,6 +67,8 @@ def test_a_batch_longer_than_the_positions_is_a_clear_error(tiny_models):
 
 
 def test_benchmark_length_over_the_limit(tiny_models):
+    from allennlp_lpt.experiments.benchmark import Settings
+
     with pytest.raises(ValueError, match=r"--length 129: .* 1 to 128 tokens"):
         Settings(model_name=tiny_models["gpt2"], length=129)
     with pytest.raises(ValueError, match=r"--length 513: the roberta base shape .* 1 to 512"):
