@@ -47,13 +47,21 @@ def instance_key(token_ids: IdSequence, type_ids: Optional[IdSequence] = None) -
 class RowKeys:
     """
     Each row's `instance_key` and number of real tokens, computed on the host by the data
-    pipeline (see `CacheKeyedTextField`). AllenNLP moves a batch's tensors to the GPU and
-    leaves this as it is, so the embedder can find the rows' entries without reading anything
-    back from the device.
+    pipeline (see `CacheKeyedTextField`), and each row's label where the instance has one.
+    AllenNLP moves a batch's tensors to the GPU and leaves this as it is, so the embedder can
+    find the rows' entries without reading anything back from the device (and a model that
+    appends each row's gold answer can key the longer rows: `answer_key`).
     """
 
     keys: Tuple[str, ...]
     lengths: Tuple[int, ...]
+    labels: Optional[Tuple[Optional[str], ...]] = None
+
+
+def answer_key(key: str, answer_ids: Sequence[int]) -> str:
+    """The key of an instance's tokens followed by `answer_ids` (its own entry: the states of
+    the answer's positions depend on the answer)."""
+    return hashlib.sha1(f"{key}|answer={list(answer_ids)}".encode()).hexdigest()
 
 
 def _digest(states: torch.Tensor) -> str:
@@ -64,15 +72,21 @@ def _digest(states: torch.Tensor) -> str:
 
 
 def weights_fingerprint(module: torch.nn.Module) -> str:
-    """A digest of the names, shapes and a few sampled values of every parameter."""
-    digest = hashlib.sha1()
+    """
+    A digest of the names, shapes and dtypes of every parameter, with 64 sampled values and the
+    float32 sum of each. The samples and sums of all parameters are gathered on their device
+    and read back in one copy (one wait for a GPU, not one per tensor), and no parameter is
+    copied whole: a sum in float32 reads a 16-bit weight as it is.
+    """
+    names, summaries = [], []
     for name, parameter in module.named_parameters():
         flat = parameter.detach().reshape(-1)
-        sample = flat[:: max(1, flat.numel() // 64)][:64].float().cpu()
-        digest.update(name.encode())
-        digest.update(str(tuple(parameter.shape)).encode())
-        digest.update(sample.numpy().tobytes())
-        digest.update(str(float(flat.float().sum())).encode())
+        sample = flat[:: max(1, flat.numel() // 64)][:64].float()
+        summaries.append(torch.cat([sample, flat.sum(dtype=torch.float32).reshape(1)]))
+        names.append(f"{name}|{tuple(parameter.shape)}|{parameter.dtype}|{sample.numel()}")
+    digest = hashlib.sha1("\n".join(names).encode())
+    if summaries:
+        digest.update(torch.cat(summaries).cpu().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -92,6 +106,9 @@ def _spans(starts: Sequence[int], lengths: Sequence[int]) -> numpy.ndarray:
         [numpy.arange(start, start + length, dtype=numpy.int64) for start, length in zip(starts, lengths)]
     )
 
+
+# What a file on disk may name as the dtype its states were computed in.
+_DTYPES = {str(dtype): dtype for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64)}
 
 # Where a row's states come from while a batch is assembled.
 _ARENA, _HOST, _COMPUTED = "arena", "host", "computed"
@@ -142,6 +159,9 @@ class LowerStateCache:
         self._host: Dict[str, torch.Tensor] = {}
         self.hits = 0
         self.misses = 0
+        # The dtype the lower layers compute the states in, which every batch comes back in:
+        # known from the first computed batch, or from an entry on disk.
+        self.computed_dtype: Optional[torch.dtype] = None
         self._warned_full = False
 
     def __len__(self) -> int:
@@ -159,10 +179,13 @@ class LowerStateCache:
         compute: Callable[[torch.Tensor], torch.Tensor],
         device: torch.device,
         hidden_size: int,
-        output_dtype: Optional[torch.dtype] = None,
     ) -> torch.Tensor:
         """
         The padded states of a batch: stored rows read back, missing rows computed (and stored).
+
+        Every row comes back in the dtype the lower layers computed it in, as the uncached path
+        returns it; with `float16` storage every row of the batch is rounded to float16 alike
+        (stored rows, rows held elsewhere, and rows computed now past every budget).
 
         # Parameters
 
@@ -175,52 +198,68 @@ class LowerStateCache:
             states, shape `(num_missing, seq_len, hidden_size)`.
         device : where the output goes (the compute device).
         hidden_size : `int`
-        output_dtype : `torch.dtype`, optional
-            The output's dtype (default: the dtype the states are stored in).
 
         # Returns
 
         `torch.Tensor`, shape `(len(keys), seq_len, hidden_size)`, zeros at padding positions.
         """
-        batch = len(keys)
         if self._arena is not None and self._arena.device != device:
             self._arena = self._arena.to(device)  # the model moved (e.g. CPU to GPU): once
-        sources: List[Tuple[str, object]] = []
+        sources, missing = self._locate(keys, lengths, hidden_size)
+        computed: Optional[torch.Tensor] = None
+        if missing:
+            computed = compute(_to_device(numpy.asarray(missing, dtype=numpy.int64), device)).detach()
+            self.computed_dtype = computed.dtype
+            if self.dtype is not None:
+                computed = computed.to(self.dtype)  # rounded before any row is read from it
+            stored = self._store([keys[row] for row in missing], [lengths[row] for row in missing], computed)
+            for position, (row, source) in enumerate(zip(missing, stored)):
+                sources[row] = source if source is not None else (_COMPUTED, position)
+        dtype = self.computed_dtype or torch.float32
+        return self._assemble(sources, lengths, seq_len, computed, device, hidden_size, dtype)
+
+    def _locate(
+        self, keys: Sequence[str], lengths: Sequence[int], hidden_size: int
+    ) -> Tuple[List[Optional[Tuple[str, object]]], List[int]]:
+        """Where each row's states are (None where nothing is stored), and the missing rows."""
+        sources: List[Optional[Tuple[str, object]]] = []
         missing: List[int] = []
-        for row, (key, length) in enumerate(zip(keys, lengths)):
+        for key, length in zip(keys, lengths):
             source = self._find(key, length, hidden_size)
             if source is None:
-                missing.append(row)
+                missing.append(len(sources))
                 self.misses += 1
             else:
                 self.hits += 1
-            sources.append(source)  # type: ignore[arg-type]
-        computed: Optional[torch.Tensor] = None
-        if missing:
-            computed = compute(_to_device(numpy.asarray(missing, dtype=numpy.int64), device))
-            stored = self._store(
-                [keys[row] for row in missing], [lengths[row] for row in missing], computed
-            )
-            for position, (row, source) in enumerate(zip(missing, stored)):
-                sources[row] = source if source is not None else (_COMPUTED, position)
+            sources.append(source)
+        return sources, missing
 
-        dtype = output_dtype or self._storage_dtype(computed)
-        # Every position gathers from the arena (row 0, zeros, unless its row's states are
-        # there); rows held elsewhere are copied in afterwards.
+    def _assemble(
+        self,
+        sources: Sequence[Optional[Tuple[str, object]]],
+        lengths: Sequence[int],
+        seq_len: int,
+        computed: Optional[torch.Tensor],
+        device: torch.device,
+        hidden_size: int,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """
+        The batch `(rows, seq_len, hidden)` in `dtype`: every position gathers from the arena
+        (row 0, zeros, unless its row's states are there), then the rows held in host memory
+        or on disk and the rows computed now are copied in, one scatter each.
+        """
+        batch = len(sources)
         arena_index = numpy.zeros(batch * seq_len, dtype=numpy.int64)
-        host_rows: List[int] = []
-        host_parts: List[torch.Tensor] = []
-        computed_rows: List[int] = []
-        computed_positions: List[int] = []
-        for row, ((kind, where), length) in enumerate(zip(sources, lengths)):
+        elsewhere: Dict[str, Tuple[List[int], List[object]]] = {_HOST: ([], []), _COMPUTED: ([], [])}
+        for row, (source, length) in enumerate(zip(sources, lengths)):
+            assert source is not None
+            kind, where = source
             if kind == _ARENA:
                 arena_index[row * seq_len : row * seq_len + length] = numpy.arange(where, where + length)  # type: ignore[operator]
-            elif kind == _HOST:
-                host_rows.append(row)
-                host_parts.append(where)  # type: ignore[arg-type]
             else:
-                computed_rows.append(row)
-                computed_positions.append(where)  # type: ignore[arg-type]
+                elsewhere[kind][0].append(row)
+                elsewhere[kind][1].append(where)
         if self._arena is not None:
             output = self._arena.index_select(0, _to_device(arena_index, device)).to(dtype)
         else:
@@ -229,25 +268,18 @@ class LowerStateCache:
         def targets(rows: List[int]) -> torch.Tensor:
             return _to_device(_spans([r * seq_len for r in rows], [lengths[r] for r in rows]), device)
 
+        host_rows, host_parts = elsewhere[_HOST]
         if host_rows:
             # One asynchronous copy per row from pinned memory (or a file's tensor), one scatter.
-            flat = torch.cat([part.to(device, non_blocking=True) for part in host_parts])
+            flat = torch.cat([part.to(device, non_blocking=True) for part in host_parts])  # type: ignore[attr-defined]
             output.index_copy_(0, targets(host_rows), flat.to(dtype))
+        computed_rows, positions = elsewhere[_COMPUTED]
         if computed_rows:
             assert computed is not None
-            sources_in_computed = _spans(
-                [p * seq_len for p in computed_positions], [lengths[r] for r in computed_rows]
-            )
-            flat = computed.reshape(-1, hidden_size).index_select(0, _to_device(sources_in_computed, device))
+            within = _spans([p * seq_len for p in positions], [lengths[r] for r in computed_rows])  # type: ignore[operator]
+            flat = computed.reshape(-1, hidden_size).index_select(0, _to_device(within, device))
             output.index_copy_(0, targets(computed_rows), flat.to(dtype))
         return output.view(batch, seq_len, hidden_size)
-
-    def _storage_dtype(self, computed: Optional[torch.Tensor]) -> torch.dtype:
-        if self._arena is not None:
-            return self._arena.dtype
-        if computed is not None:
-            return self.dtype or computed.dtype
-        return self.dtype or torch.float32
 
     def _find(self, key: str, length: int, hidden_size: int) -> Optional[Tuple[str, object]]:
         first_row = self._slots.get(key)
@@ -268,10 +300,8 @@ class LowerStateCache:
         budget allows (one gather and one copy for all of them), then pinned host memory, then
         disk (which waits for the device: the states must reach the host to be written).
         Returns, per row, where it is now readable from, or None (read it from `computed`).
+        `computed` is already in the storage dtype.
         """
-        computed = computed.detach()
-        if self.dtype is not None:
-            computed = computed.to(self.dtype)
         seq_len, hidden_size = computed.size(1), computed.size(2)
         row_bytes = hidden_size * computed.element_size()
         result: List[Optional[Tuple[str, object]]] = []
@@ -345,7 +375,8 @@ class LowerStateCache:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temporary = f"{path}.{os.getpid()}.tmp"
         states = states.to("cpu").clone()
-        torch.save({"states": states, "sha1": _digest(states)}, temporary)
+        entry = {"states": states, "sha1": _digest(states), "computed_dtype": str(self.computed_dtype)}
+        torch.save(entry, temporary)
         os.replace(temporary, path)  # atomic: a killed run never leaves half an entry
 
     def _load_verified(
@@ -364,7 +395,10 @@ class LowerStateCache:
                 want is not None and got != want for got, want in zip(states.shape, shape)
             ):
                 problem = f"its states have shape {tuple(states.shape)}, not {shape}"
+            elif _DTYPES.get(entry.get("computed_dtype")) is None:
+                problem = f"it names no dtype its states were computed in ({entry.get('computed_dtype')!r})"
             else:
+                self.computed_dtype = self.computed_dtype or _DTYPES[entry["computed_dtype"]]
                 return states
         logger.warning(
             "Lower-layer cache entry %s is not used: %s. Its states are computed again.", path, problem

@@ -4,7 +4,7 @@ truncation shortens the texts and never the template or the mask.
 """
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from transformers import PreTrainedTokenizerBase
 

@@ -12,6 +12,7 @@ from transformers import AutoTokenizer
 
 from allennlp_lpt.core import resolve_model_name
 from allennlp_lpt.core.backbone import shared_copy
+from allennlp_lpt.core.cache import RowKeys, answer_key
 from allennlp_lpt.core.checks import BatchCheck
 from allennlp_lpt.core.masks import Layout, check_right_padded
 from allennlp_lpt.core.pretrained import PretrainedHead
@@ -154,6 +155,7 @@ class LatePromptClassifier(Model):
                 self._word_tokens(word) + suffix + [self._tokenizer.eos_token_id]
                 for word in self._label_words
             ]
+            self._answers: List[List[int]] = answers  # on the host, to key cached training rows
             # Answers may differ in length (a label word of several tokens): padded with 0,
             # with each one's length beside it.
             longest = max(len(answer) for answer in answers)
@@ -254,7 +256,11 @@ class LatePromptClassifier(Model):
         return output
 
     def _answer_nll(
-        self, tokens: TextFieldTensors, answers: torch.Tensor, answer_lengths: torch.Tensor
+        self,
+        tokens: TextFieldTensors,
+        answers: torch.Tensor,
+        answer_lengths: torch.Tensor,
+        row_keys: Optional[RowKeys] = None,
     ) -> torch.Tensor:
         """
         Mean NLL of each answer after its context, one row per (context, answer): the path of
@@ -266,6 +272,9 @@ class LatePromptClassifier(Model):
         answers : `torch.LongTensor`, shape `(batch_size, num_answers, answer_len)`
             Padded with anything past each answer's length.
         answer_lengths : `torch.LongTensor`, shape `(batch_size, num_answers)`
+        row_keys : `RowKeys`, optional
+            The cache keys of the `batch_size * num_answers` (context, answer) rows, computed
+            on the host (`_gold_answer_keys`).
 
         # Returns
 
@@ -288,9 +297,10 @@ class LatePromptClassifier(Model):
         positions = torch.arange(seq_len, device=ids.device)[None]
         mask = positions < (lengths + answer_lengths.reshape(rows))[:, None]
         context_only = positions < lengths[:, None]
-        embedded = self._text_field_embedder(
-            {key: {"token_ids": ids, "mask": mask, "type_ids": torch.zeros_like(ids)}}
-        )
+        inputs = {"token_ids": ids, "mask": mask, "type_ids": torch.zeros_like(ids)}
+        if row_keys is not None:
+            inputs["row_keys"] = row_keys  # type: ignore[assignment]
+        embedded = self._text_field_embedder({key: inputs})
         final = self._encoder.encode_tokens(embedded, mask, generator_mask=context_only)
         # Token at position p is predicted from the state at p - 1.
         scored = final.gather(
@@ -363,6 +373,25 @@ class LatePromptClassifier(Model):
             scored, answers[None].expand(batch, -1, -1), answer_lengths[None].expand(batch, -1)
         )
 
+    def _gold_answer_keys(self, tokens: TextFieldTensors) -> Optional[RowKeys]:
+        """
+        The cache keys of the (context, gold answer) rows of training, from the keys and labels
+        the reader computed on the host (`cache_keys: true`): one entry per instance, found
+        without reading the batch back from the device. None where the batch has no keys or a
+        row no label: the embedder then keys the rows from their token ids.
+        """
+        keyed = next(iter(tokens.values())).get("row_keys")
+        if not isinstance(keyed, RowKeys) or keyed.labels is None or None in keyed.labels:
+            return None
+        answers = [
+            self._answers[self.vocab.get_token_index(label, self._label_namespace)]
+            for label in keyed.labels  # type: ignore[arg-type]
+        ]
+        return RowKeys(
+            tuple(answer_key(key, answer) for key, answer in zip(keyed.keys, answers)),
+            tuple(length + len(answer) for length, answer in zip(keyed.lengths, answers)),
+        )
+
     def _mean_nll(
         self, scored: torch.Tensor, answers: torch.Tensor, answer_lengths: torch.Tensor
     ) -> torch.Tensor:
@@ -382,7 +411,8 @@ class LatePromptClassifier(Model):
         if self.training and label is not None:
             # The loss needs the gold answer only.
             nll = self._answer_nll(
-                tokens, self._answer_ids[label][:, None, :], self._answer_lengths[label][:, None]
+                tokens, self._answer_ids[label][:, None, :], self._answer_lengths[label][:, None],
+                row_keys=self._gold_answer_keys(tokens),
             )
             return {"loss": nll.mean()}
         # Evaluation and prediction: every label's answer, over one pass of each context.

@@ -116,15 +116,33 @@ def test_a_whole_cached_training_step_reads_nothing_back_but_its_deferred_checks
     assert checked == [(len(MORE),)] * 2  # the encoder checked both batches' masks
 
 
-def test_allennlp_train_uses_the_readers_keys_and_trains_as_without_cache(tiny_models, tmp_path, monkeypatch):
+@pytest.mark.parametrize("config_name, family", [
+    ("quickstart.jsonnet", "roberta"),
+    # The causal verbalizer appends each row's gold answer: its rows are keyed from the
+    # reader's keys and labels, one entry per instance.
+    (os.path.join("gpt2-large", "sst-2_full-data.jsonnet"), "gpt2"),
+])
+def test_allennlp_train_uses_the_readers_keys_and_trains_as_without_cache(
+    tiny_models, tmp_path, monkeypatch, config_name, family
+):
+    from allennlp_lpt.core.cache import LowerStateCache
+
     def unkeyed(*args, **kwargs):
         raise AssertionError("the batch came without the reader's keys")
 
+    stored = []
+    store = LowerStateCache._store
+
+    def recording(self, keys, lengths, computed):
+        stored.extend(keys)
+        return store(self, keys, lengths, computed)
+
     monkeypatch.setattr(LatePromptTransformerEmbedder, "_keys_from_batch", unkeyed)
+    monkeypatch.setattr(LowerStateCache, "_store", recording)
     metrics = {}
     for name, cached in [("cached", True), ("plain", False)]:
-        path = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path),
-                           family="roberta", epochs=2)
+        path = tiny_config(os.path.join(CONFIGS, config_name), tiny_models, str(tmp_path),
+                           family=family, epochs=2)
         config = json.load(open(path))
         lower = config["model"]["text_field_embedder"]["token_embedders"]["tokens"]
         lower.update({"cache": True} if cached else {"lower_dropout": False})
@@ -132,9 +150,14 @@ def test_allennlp_train_uses_the_readers_keys_and_trains_as_without_cache(tiny_m
             if reader in config:
                 config[reader]["cache_keys"] = cached
         config["data_loader"] = {"batch_size": 3, "shuffle": True}
+        config.pop("test_data_path", None), config.pop("evaluate_on_test", None)
         (tmp_path / f"{name}.json").write_text(json.dumps(config))
         train_model_from_file(str(tmp_path / f"{name}.json"), str(tmp_path / name))
         metrics[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+        if cached:
+            with open(config["train_data_path"]) as handle:
+                instances = sum(1 for line in handle if line.strip()) - 1  # the header
+            assert len(stored) == len(set(stored)) == instances  # one entry per instance
     for key in ("training_loss", "validation_loss", "validation_accuracy"):
         assert metrics["cached"][key] == pytest.approx(metrics["plain"][key], rel=1e-4, abs=1e-5), key
 

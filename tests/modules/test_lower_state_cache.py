@@ -181,3 +181,88 @@ def test_a_damaged_disk_entry_is_recomputed_with_one_warning_naming_it(tiny_mode
     again = embedder(tiny_models["roberta"], **settings)
     torch.testing.assert_close(again(ids, mask)[mask], expected[mask])
     assert again.cache.hits == 4 and "is not used" not in caplog.text
+
+
+def test_loading_a_state_dict_invalidates_the_cached_states(tiny_models):
+    """Weights loaded after the first cached batch (an archive, a checkpoint) are the ones the
+    next batch is computed with: nothing stored under the old weights is read again."""
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    cached = embedder(tiny_models["roberta"], cache=True)
+    before = cached(ids, mask)
+    state = cached.state_dict()
+    changed = next(key for key in state if key.endswith("layers.0.output.dense.weight"))
+    # Not a constant shift: the LayerNorm after this projection would remove that.
+    state[changed] = state[changed] + 0.05 * torch.randn(state[changed].shape, generator=torch.Generator().manual_seed(0))
+    cached.load_state_dict(state)
+    reference = embedder(tiny_models["roberta"]).eval()
+    reference.load_state_dict(state)
+    expected = reference(ids, mask)
+    got = cached(ids, mask)
+    assert not torch.allclose(expected[mask], before[mask], atol=1e-3)
+    torch.testing.assert_close(got[mask], expected[mask], atol=1e-5, rtol=1e-5)
+    assert cached.cache.hits == 0  # computed again under the loaded weights
+
+
+def test_the_weights_fingerprint_reads_back_once_and_sees_any_change(tiny_models):
+    """One copy to the host for all parameters (on a GPU: one wait, not one per tensor)."""
+    from torch.overrides import TorchFunctionMode
+
+    from allennlp_lpt.core import LowerStack
+    from allennlp_lpt.core.cache import weights_fingerprint
+
+    class Reads(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.reads = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name in ("cpu", "item", "tolist", "__float__", "__int__", "__bool__") or (
+                name == "to" and any(str(a) == "cpu" for a in list(args[1:]) + list((kwargs or {}).values()))
+            ):
+                self.reads.append(name)
+            return func(*args, **(kwargs or {}))
+
+    stack = LowerStack(tiny_models["roberta"], 3)
+    with Reads() as mode:
+        first = weights_fingerprint(stack)
+    assert mode.reads == ["cpu"] and len(list(stack.parameters())) > 20
+    own = copy_of(stack)
+    with torch.no_grad():
+        next(p for name, p in own.named_parameters() if name.endswith("intermediate.dense.weight"))[3, 5] += 1e-3
+    assert weights_fingerprint(own) != first == weights_fingerprint(copy_of(stack))
+
+
+def copy_of(module):
+    import copy
+
+    return copy.deepcopy(module)
+
+
+def test_float16_storage_rounds_every_row_alike_and_keeps_the_computed_dtype(tiny_models):
+    """A budget that holds about half the batch: the rows stored and the rows past it come back
+    rounded the same way, in the dtype the uncached path returns, in every epoch."""
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    exact = embedder(tiny_models["roberta"]).eval()(ids, mask)
+    half = embedder(tiny_models["roberta"], cache=True, cache_float16=True,
+                    cache_memory_mb=int(mask.sum()) * 32 * 2 / 2 / 2**20)
+    for epoch in range(2):
+        got = half(ids, mask)
+        assert got.dtype == exact.dtype
+        torch.testing.assert_close(got[mask], exact[mask].half().to(exact.dtype), atol=0, rtol=0)
+    assert 0 < len(half.cache) < len(MORE)
+
+
+def test_batches_come_back_in_the_dtype_the_layers_computed_whatever_the_storage():
+    """Under autocast the lower layers may compute in 16 bits (on a GPU); float16 storage must
+    then give back what the uncached path gives: here bfloat16 states, in both epochs."""
+    from allennlp_lpt.core.cache import LowerStateCache
+
+    states = torch.randn(3, 5, 8).to(torch.bfloat16)
+    cache = LowerStateCache("test", float16=True)
+    for epoch in range(2):
+        got = cache.batch_states(["a", "b", "c"], [5, 3, 4], 5, compute=lambda rows: states[rows],
+                                 device=torch.device("cpu"), hidden_size=8)
+        assert got.dtype == torch.bfloat16
+        torch.testing.assert_close(got[0], states[0].half().to(torch.bfloat16), atol=0, rtol=0)
+    assert cache.hits == 3 and cache.misses == 3

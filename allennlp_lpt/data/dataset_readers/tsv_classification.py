@@ -294,8 +294,11 @@ class TsvClassificationReader(DatasetReader):
                 encoded.type_ids,
             )
         ]
-        text_field = CacheKeyedTextField if self.cache_keys else TextField
-        fields: Dict[str, Field] = {"tokens": text_field(tokens)}
+        if self.cache_keys:
+            text_field: TextField = CacheKeyedTextField(tokens, label=None if label is None else str(label))
+        else:
+            text_field = TextField(tokens)
+        fields: Dict[str, Field] = {"tokens": text_field}
         if label is not None:
             fields["label"] = LabelField(str(label))
         return Instance(fields)

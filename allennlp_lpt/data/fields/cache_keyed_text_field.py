@@ -15,14 +15,19 @@ class CacheKeyedTextField(TextField):
     the GPU and leaves it on the host, so a `late_prompt_transformer` embedder with `cache: true`
     finds each row's stored states without reading the batch back from the device.
 
+    `label`, the instance's label where it has one, travels with the keys: a model that appends
+    each row's gold answer (the causal `late_prompt_classifier` in training) keys those longer
+    rows on the host too.
+
     The readers' `cache_keys: true` makes their text fields this one. Only a
     `late_prompt_transformer` embedder accepts `row_keys`: other embedders fail on it.
     """
 
-    __slots__ = ["_row_keys"]
+    __slots__ = ["_row_keys", "label"]
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, label: Optional[str] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.label = label
         self._row_keys: Optional[Dict[str, Tuple[str, int]]] = None
 
     def index(self, vocab: Vocabulary) -> None:
@@ -42,14 +47,14 @@ class CacheKeyedTextField(TextField):
     def duplicate(self) -> "CacheKeyedTextField":
         # TextField's copy is a plain TextField; keep the kind (the keys follow the tokens).
         plain = super().duplicate()
-        new = CacheKeyedTextField(plain.tokens, plain._token_indexers)
+        new = CacheKeyedTextField(plain.tokens, plain._token_indexers, label=self.label)
         new._indexed_tokens = plain._indexed_tokens
         return new
 
     def as_tensor(self, padding_lengths: Dict[str, int]) -> TextFieldTensors:
         tensors = super().as_tensor(padding_lengths)
         for name, (key, length) in self._keys().items():
-            tensors[name]["row_keys"] = RowKeys((key,), (length,))  # type: ignore[assignment]
+            tensors[name]["row_keys"] = RowKeys((key,), (length,), (self.label,))  # type: ignore[assignment]
         return tensors
 
     def batch_tensors(self, tensor_list: List[TextFieldTensors]) -> TextFieldTensors:
@@ -66,5 +71,6 @@ class CacheKeyedTextField(TextField):
             batched[name]["row_keys"] = RowKeys(  # type: ignore[assignment]
                 tuple(key for one in keyed for key in one.keys),
                 tuple(length for one in keyed for length in one.lengths),
+                tuple(label for one in keyed for label in (one.labels or (None,) * len(one.keys))),
             )
         return batched

@@ -107,8 +107,16 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
         )
         # One store per computing condition (see `_cache_for`).
         self._caches: Dict[str, LowerStateCache] = {}
+        # Loaded weights may differ from those the stores' fingerprints were taken of.
+        self.register_load_state_dict_post_hook(LatePromptTransformerEmbedder._forget_cached_states)
         self._padding_check = BatchCheck()
         self._warned_unkeyed = False
+
+    @staticmethod
+    def _forget_cached_states(module: "LatePromptTransformerEmbedder", incompatible_keys: object) -> None:
+        """After `load_state_dict`: the stores start again, under a fingerprint of the weights
+        now loaded (entries on disk of the same weights are found again)."""
+        module._caches.clear()
 
     @property
     def family(self):
@@ -251,8 +259,6 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
                 None if type_ids is None else type_ids.index_select(0, rows),
             )
 
-        # float16 storage is read back in the weights' dtype; otherwise in the computed one.
-        output_dtype = next(self.stack.parameters()).dtype if cache.dtype is not None else None
         return cache.batch_states(
             keys,
             lengths,
@@ -260,7 +266,6 @@ class LatePromptTransformerEmbedder(TokenEmbedder, pairing.PairedHalf):
             compute=compute,
             device=token_ids.device,
             hidden_size=self.get_output_dim(),
-            output_dtype=output_dtype,
         )
 
     def _keys_from_batch(
