@@ -17,9 +17,14 @@ behaviour unchanged for valid input.
   writes each batch's predictions as it goes. Before it reads the first line, `_PredictManager`
   now lets a predictor with a `check_input_file(path)` method (`lpt_classifier`) check the whole
   file, so a bad line is named by file and line and nothing is predicted.
+- A model's `initializer` whose regex matches a frozen pretrained weight of a late-prompt
+  backbone would overwrite it in place, for every model of that backbone in the process (they
+  share one copy): `InitializerApplicator` now refuses it with a ConfigurationError naming the
+  regex, the weight and the fix, before it initializes anything.
 """
 import contextlib
 import functools
+import re
 import shutil
 import tarfile
 import tempfile
@@ -29,7 +34,11 @@ from typing import Any, Callable, Iterator
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.models import archival
+import torch
 from allennlp.modules.text_field_embedders import BasicTextFieldEmbedder
+from allennlp.nn.initializers import InitializerApplicator
+
+from allennlp_lpt.core.pretrained import SharedParameter
 
 
 @contextlib.contextmanager
@@ -98,6 +107,34 @@ def _checking_the_input_first(run: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _refusing_shared_weights(call: Callable[..., Any]) -> Callable[..., Any]:
+    if getattr(call, "_refuses_shared_weights", False):
+        return call  # already installed
+
+    @functools.wraps(call)
+    def wrapped(self: InitializerApplicator, module: torch.nn.Module) -> None:
+        # An initializer writes in place: on a shared backbone weight it would change every
+        # model of that backbone in the process (and discard the pretrained values).
+        for name, parameter in module.named_parameters():
+            if not isinstance(parameter, SharedParameter):
+                continue
+            if self._prevent_regex is not None and re.search(self._prevent_regex, name):
+                continue
+            regex = next((regex for regex, _ in self._initializers if re.search(regex, name)), None)
+            if regex is not None:
+                raise ConfigurationError(
+                    f"model.initializer: the regex {regex!r} matches {name}, a frozen pretrained "
+                    f"weight of {parameter.model_name!r} that every model of that backbone in "
+                    f"this process shares; initializing it would replace the pretrained values "
+                    f"for all of them. Make the regex match only what trains (e.g. "
+                    f"'_classification_layer.*'), or add the backbone to prevent_regexes."
+                )
+        return call(self, module)
+
+    wrapped._refuses_shared_weights = True  # type: ignore[attr-defined]
+    return wrapped
+
+
 def apply() -> None:
     """Installs the repairs (idempotent)."""
     from allennlp.commands import predict
@@ -105,6 +142,7 @@ def apply() -> None:
     archival.extracted_archive = extracted_archive  # load_archive looks it up at each call
     predict._PredictManager.run = _checking_the_input_first(predict._PredictManager.run)  # type: ignore[method-assign]
     BasicTextFieldEmbedder.forward = _explaining_row_keys(BasicTextFieldEmbedder.forward)  # type: ignore[method-assign]
+    InitializerApplicator.__call__ = _refusing_shared_weights(InitializerApplicator.__call__)  # type: ignore[method-assign]
     warnings.filterwarnings(
         "ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated", category=FutureWarning
     )

@@ -21,7 +21,6 @@ class EncoderFamily(BackboneFamily):
     """Shared by the bidirectional encoders whose base model has `embeddings` and `encoder.layer`."""
 
     is_causal = False
-    encoder_types = ("late_prompt_roberta",)
     attention_projections = ("query", "value")
     # The masked-LM model's attribute holding the base model, and the one holding its head.
     base_prefix: str = ""

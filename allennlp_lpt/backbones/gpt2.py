@@ -45,7 +45,6 @@ class GPT2Family(BackboneFamily):
     name = "gpt2"
     model_types = ("gpt2",)
     is_causal = True
-    encoder_types = ("late_prompt_gpt2", "late_prompt_causal")
     attention_projections = ("c_attn",)  # queries, keys and values in one Conv1D
 
     @classmethod

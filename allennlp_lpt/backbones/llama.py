@@ -134,7 +134,6 @@ class LlamaFamily(BackboneFamily):
     name = "llama"
     model_types = ("llama", "mistral", "qwen2")
     is_causal = True
-    encoder_types = ("late_prompt_causal",)
     attention_projections = ("q_proj", "v_proj")
     # The lean attention takes (states, bias, cos, sin), not the arguments of HF's layers.
     lean_attention_fits_hf_layers = False

@@ -27,6 +27,7 @@ import torch
 from allennlp.common.checks import ConfigurationError
 from transformers import PretrainedConfig, PreTrainedModel
 
+from allennlp_lpt.core.pretrained import share
 from allennlp_lpt.core.family import (
     BackboneFamily,
     family_for_config,
@@ -81,13 +82,12 @@ class Backbone:
         return self.family.hidden_size(self.config)
 
     def lm_head(self, *, model_name: str) -> torch.nn.Module:
-        """The pretrained (masked) language-model head, `(..., hidden) -> (..., vocab)`."""
+        """The pretrained (masked) language-model head, `(..., hidden) -> (..., vocab)`; a
+        ConfigurationError naming the missing weights where the checkpoint has none."""
         if self.lm_head_missing:
             raise ConfigurationError(
                 f"model_name={model_name!r} has no pretrained language-model head (missing "
-                f"weights: {', '.join(self.lm_head_missing[:4])}). The verbalizer path of "
-                f"late_prompt_classifier needs one; use basic_classifier with a linear head for "
-                f"this model instead."
+                f"weights: {', '.join(self.lm_head_missing[:4])})."
             )
         return self.family.lm_head(self.model)
 
@@ -137,8 +137,7 @@ def get_backbone(
             model, missing = family.load_model(spec.model_name, config=config, dtype=dtype)
             family.check_model(model, model_name)
             model.eval()
-            for parameter in model.parameters():
-                parameter.requires_grad_(False)
+            share(model, model_name)  # frozen; refuses requires_grad_(True)
             backbone = Backbone(spec, config, family, model, missing)
             _LOADED[spec] = backbone
         return backbone

@@ -12,7 +12,7 @@ Where entries live, in order: one arena on the compute device (GPU memory in a C
 directory is given; past all of them, new states are simply not stored. A batch is read back
 with one gather from the arena, at positions the host computes from the keys and lengths it
 already knows, so a training step whose entries are all in the arena never waits for the GPU
-when the keys come with the batch (the `lpt_*` readers' `cache_keys`).
+when the keys come with the batch (`RowKeys`, computed by the data pipeline).
 A file on disk holds its states with a digest of them; a file that does not load (damaged,
 truncated, a pickle that weights-only loading refuses), whose digest or shape does not match,
 is never used: it is removed and its states are computed again, with one warning naming it.

@@ -78,8 +78,6 @@ class BackboneFamily:
     name: ClassVar[str]
     model_types: ClassVar[Tuple[str, ...]]
     is_causal: ClassVar[bool]
-    # The registered Seq2VecEncoders that serve this family (the first is named in errors).
-    encoder_types: ClassVar[Tuple[str, ...]]
     # The attention's query and value projections: what LoRA targets in this family.
     attention_projections: ClassVar[Tuple[str, ...]]
     # Whether the lean attention `prepare_layers` swaps in takes the arguments HuggingFace's own

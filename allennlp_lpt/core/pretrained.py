@@ -8,6 +8,63 @@ from typing import Any, Callable, Dict, List
 import torch
 
 
+class SharedParameter(torch.nn.Parameter):
+    """
+    A frozen weight of a shared backbone (`core.backbone`), which every model of that backbone
+    in the process reads. Making it trainable (`requires_grad_(True)` on it or on any module
+    holding it, or `requires_grad = True`) would make every such model train it, so it is
+    refused with an error that says what to do instead. A deep copy is no longer shared: it is
+    an ordinary Parameter. Everything else behaves as a plain Parameter.
+    """
+
+    model_name: str = "the backbone"
+
+    def requires_grad_(self, requires_grad: bool = True) -> "SharedParameter":  # type: ignore[override]
+        if requires_grad:
+            raise _unfreezing_error(self)
+        return super().requires_grad_(False)
+
+    @property  # type: ignore[override]
+    def requires_grad(self) -> bool:
+        return torch._C.TensorBase.requires_grad.__get__(self)  # type: ignore[attr-defined]
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value:
+            raise _unfreezing_error(self)
+        torch._C.TensorBase.requires_grad.__set__(self, False)  # type: ignore[attr-defined]
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> torch.nn.Parameter:
+        copied = torch.nn.Parameter(self.data.clone(memory_format=torch.preserve_format), requires_grad=False)
+        memo[id(self)] = copied
+        return copied
+
+
+def _unfreezing_error(parameter: SharedParameter) -> RuntimeError:
+    return RuntimeError(
+        f"A weight of {parameter.model_name!r} cannot be made trainable: the frozen backbone is "
+        f"loaded once and shared by every late-prompt component of that model in this process, "
+        f"so every one of them would train it. Late prompt trains only the generator and the "
+        f"head. To fine-tune the pretrained weights, use AllenNLP's pretrained_transformer "
+        f"embedder with train_parameters: true."
+    )
+
+
+def share(model: torch.nn.Module, model_name: str) -> None:
+    """Makes every parameter of `model` a frozen `SharedParameter` over the same tensor (tied
+    weights stay one object)."""
+    shared: Dict[int, SharedParameter] = {}
+    for module in model.modules():
+        for name, parameter in list(module._parameters.items()):
+            if parameter is None:
+                continue
+            if id(parameter) not in shared:
+                frozen = SharedParameter(parameter.detach(), requires_grad=False)
+                frozen.model_name = model_name
+                shared[id(parameter)] = frozen
+            module._parameters[name] = shared[id(parameter)]
+
+
 class PretrainedPart(torch.nn.Module):
     """
     A frozen module whose weights are the shared backbone's (`core.backbone`).

@@ -277,8 +277,9 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
     vocab = Vocabulary()
     vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
     from allennlp_lpt.core import family_for_model
+    from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import encoder_for
 
-    encoder = family_for_model(folder).encoder_types[0]  # the family's own encoder
+    encoder = encoder_for(family_for_model(folder))
     shared = {"model_name": folder, "prompt_layer": settings.prompt_layer,
               "backbone_dtype": settings.backbone_dtype, "compile": settings.compile,
               "compile_backend": settings.compile_backend}

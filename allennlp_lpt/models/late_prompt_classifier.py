@@ -110,9 +110,14 @@ class LatePromptClassifier(Model):
         self._causal = encoder.family.is_causal
         self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(encoder.model_name))
         # The LM head of the backbone the encoder already reads: one load, tied weights tied.
-        self._lm_head = PretrainedHead(
-            shared_copy(encoder.upper.backbone.lm_head(model_name=encoder.model_name))
-        )
+        try:
+            head = encoder.upper.backbone.lm_head(model_name=encoder.model_name)
+        except ConfigurationError as error:
+            raise ConfigurationError(
+                f"{error.message} The verbalizer of late_prompt_classifier reads one; use "
+                f"basic_classifier with a linear head for this model instead."
+            ) from None
+        self._lm_head = PretrainedHead(shared_copy(head))
         self._lm_head.save_weights = save_backbone
 
         spec = None if task is None else get_task(task, key="model.task")

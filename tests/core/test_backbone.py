@@ -129,3 +129,56 @@ def test_building_needs_about_one_copy_of_the_weights():
     assert result.returncode == 0, result.stderr[-2000:]
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert measured["peak_ratio_after_reading"] <= 1.3, measured
+
+
+def test_making_the_shared_weights_trainable_is_refused_for_every_model(tiny_models):
+    """`requires_grad_(True)` on one model (or `requires_grad = True` on a weight) would make
+    every model of the backbone train it: refused, saying what to use instead, and the other
+    model is left frozen."""
+    first = classifier(tiny_models["roberta"], "roberta", prompt_layer=2)
+    second = classifier(tiny_models["roberta"], "roberta", prompt_layer=1)
+    with pytest.raises(RuntimeError, match=r"cannot be made trainable.*pretrained_transformer .*train_parameters: true"):
+        first.requires_grad_(True)
+    weight = first._encoder.upper.layers[0].attention.self.query.weight
+    with pytest.raises(RuntimeError, match="cannot be made trainable"):
+        weight.requires_grad = True
+    assert not any(p.requires_grad for _, p in backbone_parameters(second))
+    assert not any(p.requires_grad for _, p in backbone_parameters(first))
+    first.requires_grad_(False)  # freezing is always allowed
+    # What trains still trains, and a deep copy owns its weights (they may then be unfrozen).
+    assert all(p.requires_grad for name, p in second.named_parameters() if "generator" in name)
+    import copy
+
+    own = copy.deepcopy(second)
+    own.requires_grad_(True)
+    assert all(p.requires_grad for p in own.parameters())
+    assert not any(p.requires_grad for _, p in backbone_parameters(second))
+
+
+@pytest.mark.parametrize("family", ["roberta", "gpt2"])
+def test_an_initializer_matching_the_backbone_is_refused_before_it_writes(tiny_models, family):
+    """AllenNLP's `initializer` writes in place: a regex that reaches the shared weights is a
+    ConfigurationError naming it, and no model's weights change; one that matches only what
+    trains works as before."""
+    model_dir = tiny_models[family]
+    other = classifier(model_dir, family)
+    before = {name: p.detach().clone() for name, p in backbone_parameters(other)}
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["0", "1"], "labels")
+    encoder = {"roberta": "late_prompt_roberta", "gpt2": "late_prompt_gpt2"}[family]
+
+    def build(regex):
+        return Model.from_params(vocab=vocab, params=Params({
+            "type": "basic_classifier",
+            "text_field_embedder": {"token_embedders": {"tokens": {
+                "type": "late_prompt_transformer", "model_name": model_dir, "prompt_layer": 2}}},
+            "seq2vec_encoder": {"type": encoder, "model_name": model_dir, "prompt_layer": 2},
+            "initializer": {"regexes": [[regex, {"type": "normal", "std": 0.5}]]},
+        }))
+
+    with pytest.raises(Exception, match=r"model.initializer: the regex '\.\*weight' matches .* shares"):
+        build(".*weight")
+    built = build("_classification_layer.*")
+    assert built._classification_layer.weight.std() > 0.3  # the head was initialized
+    for name, p in backbone_parameters(other):
+        assert torch.equal(p, before[name]), name

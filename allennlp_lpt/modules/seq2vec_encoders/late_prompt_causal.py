@@ -1,7 +1,9 @@
+from typing import Type
+
 import torch
 from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
-from allennlp_lpt.core.family import last_true_index
+from allennlp_lpt.core.family import BackboneFamily, last_true_index
 from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
 
 
@@ -25,6 +27,10 @@ class LatePromptCausalEncoder(LatePromptEncoder):
     """
 
     encoder_type = "late_prompt_causal"
+
+    @classmethod
+    def serves(cls, family: Type[BackboneFamily]) -> bool:
+        return family.is_causal
 
     def pool(self, final_states: torch.Tensor, mask: torch.BoolTensor) -> torch.Tensor:
         index = last_true_index(mask)

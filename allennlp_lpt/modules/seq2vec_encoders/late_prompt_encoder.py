@@ -1,4 +1,4 @@
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Type
 
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -8,9 +8,16 @@ from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 from allennlp_lpt.core import UpperStack
 from allennlp_lpt.core.backbone import parse_backbone_dtype
 from allennlp_lpt.core.checks import BatchCheck
+from allennlp_lpt.core.family import BackboneFamily
 from allennlp_lpt.core.masks import Layout, check_right_padded
 from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
 from allennlp_lpt.modules import pairing
+
+
+def encoder_for(family: Type[BackboneFamily]) -> str:
+    """The registered encoder that serves `family`: one for bidirectional encoders, one for
+    causal decoders (`late_prompt_gpt2` is the latter's name in GPT-2 configs)."""
+    return "late_prompt_causal" if family.is_causal else "late_prompt_roberta"
 
 
 class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
@@ -43,8 +50,13 @@ class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
         `False` leaves the frozen layers out of archives (see `late_prompt_transformer`).
     """
 
-    # The registered name of the subclass (one of the family's `encoder_types`).
+    # The registered name of the subclass.
     encoder_type: ClassVar[str]
+
+    @classmethod
+    def serves(cls, family: Type[BackboneFamily]) -> bool:
+        """Whether this encoder runs models of `family` (the subclasses say)."""
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -75,10 +87,10 @@ class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
         if compile:
             self.upper.compile(backend=compile_backend)
         family = self.upper.family
-        if self.encoder_type not in family.encoder_types:
+        if not self.serves(family):
             raise ConfigurationError(
                 f"{self.encoder_type} cannot run {model_name!r}, a {family.name} model: use "
-                f"the {family.encoder_types[0]!r} encoder for it."
+                f"the {encoder_for(family)!r} encoder for it."
             )
         self.generator = generator.construct(
             hidden_size=self.upper.hidden_size,

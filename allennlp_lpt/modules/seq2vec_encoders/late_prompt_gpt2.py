@@ -1,5 +1,8 @@
+from typing import Type
+
 from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
+from allennlp_lpt.core.family import BackboneFamily
 from allennlp_lpt.modules.seq2vec_encoders.late_prompt_causal import LatePromptCausalEncoder
 
 
@@ -19,3 +22,7 @@ class LatePromptGPT2Encoder(LatePromptCausalEncoder):
     """
 
     encoder_type = "late_prompt_gpt2"
+
+    @classmethod
+    def serves(cls, family: Type[BackboneFamily]) -> bool:
+        return family.name == "gpt2"

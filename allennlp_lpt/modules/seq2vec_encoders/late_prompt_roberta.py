@@ -1,9 +1,12 @@
+from typing import Type
+
 import torch
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.lazy import Lazy
 from allennlp.modules.seq2vec_encoders.seq2vec_encoder import Seq2VecEncoder
 
 from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
+from allennlp_lpt.core.family import BackboneFamily
 from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
 
 
@@ -26,6 +29,10 @@ class LatePromptRobertaEncoder(LatePromptEncoder):
     """
 
     encoder_type = "late_prompt_roberta"
+
+    @classmethod
+    def serves(cls, family: Type[BackboneFamily]) -> bool:
+        return not family.is_causal
     POOLINGS = ("first", "mean")
 
     def __init__(
