@@ -265,50 +265,41 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
     )
 
 
-def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.nn.Module, Step]:
+def _late_prompt_model(settings: Settings, folder: str, cached: bool) -> torch.nn.Module:
+    """This package's components on the `basic_classifier` path `allennlp train` runs: the
+    family's late-prompt encoder, NPG, prompt after `settings.prompt_layer`."""
     from allennlp.common import Params
     from allennlp.data import Vocabulary
     from allennlp.models import Model
-    from allennlp.training.optimizers import Optimizer
 
     import allennlp_lpt  # noqa: F401  (registers the components)
-    from allennlp_lpt.core.cache import RowKeys, instance_key
-
-    vocab = Vocabulary()
-    vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
     from allennlp_lpt.core import family_for_model
     from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import encoder_for
 
-    encoder = encoder_for(family_for_model(folder))
+    vocab = Vocabulary()
+    vocab.add_tokens_to_namespace(["0", "1"], namespace="labels")
     shared = {"model_name": folder, "prompt_layer": settings.prompt_layer,
               "backbone_dtype": settings.backbone_dtype, "compile": settings.compile,
               "compile_backend": settings.compile_backend}
-    lower = {"type": "late_prompt_transformer", **shared}
-    if cached:
-        lower["cache"] = True
-    model = Model.from_params(
-        vocab=vocab,
-        params=Params(
-            {
-                "type": "basic_classifier",
-                "namespace": "tags",
-                "text_field_embedder": {"token_embedders": {"tokens": lower}},
-                "seq2vec_encoder": {
-                    "type": encoder, **shared,
-                    "prompt_length": settings.prompt_length, "generator": {"type": "npg"},
-                },
-            }
-        ),
-    )
-    device = torch.device(settings.device)
-    model.to(device).train()
-    vocab_size = next(
-        m for m in model.modules() if isinstance(m, torch.nn.Embedding)
-    ).num_embeddings
-    # The cached method is timed on a second epoch: `epoch_length(...)` distinct batches, each
-    # seen once (stored) before the timed steps read them back.
-    # Its batches carry their rows' keys, computed on the host as the readers' `cache_keys`
-    # does, so its steps never wait for the GPU.
+    lower = {"type": "late_prompt_transformer", **shared, **({"cache": True} if cached else {})}
+    return Model.from_params(vocab=vocab, params=Params({
+        "type": "basic_classifier",
+        "namespace": "tags",
+        "text_field_embedder": {"token_embedders": {"tokens": lower}},
+        "seq2vec_encoder": {"type": encoder_for(family_for_model(folder)), **shared,
+                            "prompt_length": settings.prompt_length, "generator": {"type": "npg"}},
+    }))
+
+
+def _late_prompt_batches(settings: Settings, vocab_size: int, device: torch.device, cached: bool) -> List[Dict]:
+    """
+    The batches late prompt cycles through. The cached method is timed on a second epoch:
+    `epoch_length(...)` distinct batches, each seen once (stored) before the timed steps read
+    them back; they carry their rows' keys, computed on the host as the readers' `cache_keys`
+    does, so its steps never wait for the GPU.
+    """
+    from allennlp_lpt.core.cache import RowKeys, instance_key
+
     batches = []
     for seed in range(epoch_length("late_prompt_cached" if cached else "late_prompt", settings)):
         ids, mask, labels = _batch(settings, vocab_size, device, seed=seed)
@@ -320,6 +311,18 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
                 (settings.length,) * settings.batch_size,
             )
         batches.append({"tokens": {"tokens": tokens}, "label": labels})
+    return batches
+
+
+def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.nn.Module, Step]:
+    from allennlp.common import Params
+    from allennlp.training.optimizers import Optimizer
+
+    model = _late_prompt_model(settings, folder, cached)
+    device = torch.device(settings.device)
+    model.to(device).train()
+    vocab_size = next(m for m in model.modules() if isinstance(m, torch.nn.Embedding)).num_embeddings
+    batches = _late_prompt_batches(settings, vocab_size, device, cached)
     position = [0]
 
     def loss() -> torch.Tensor:

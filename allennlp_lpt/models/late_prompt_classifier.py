@@ -27,6 +27,42 @@ from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
 METRICS = ("accuracy", "acc_and_f1")
 
 
+def _paired_embedder(text_field_embedder: TextFieldEmbedder, encoder: Seq2VecEncoder) -> LatePromptTransformerEmbedder:
+    """The one `late_prompt_transformer` in the text field embedder, checked to pair with the
+    encoder (same model and prompt layer)."""
+    if not isinstance(encoder, LatePromptEncoder):
+        raise ConfigurationError(
+            f"late_prompt_classifier.encoder must be late_prompt_roberta, "
+            f"late_prompt_gpt2 or late_prompt_causal, got {type(encoder).__name__}."
+        )
+    embedders = [
+        module for module in text_field_embedder.modules() if isinstance(module, LatePromptTransformerEmbedder)
+    ]
+    if len(embedders) != 1:
+        raise ConfigurationError(
+            "late_prompt_classifier.text_field_embedder must hold exactly one "
+            f"late_prompt_transformer token embedder, found {len(embedders)}."
+        )
+    pairing.check_pair(
+        embedders[0], encoder,
+        lower_key="model.text_field_embedder's late_prompt_transformer",
+        upper_key=f"model.encoder ({encoder.encoder_type})",
+    )
+    return embedders[0]
+
+
+def _shared_lm_head(encoder: LatePromptEncoder) -> PretrainedHead:
+    """The LM head of the backbone the encoder already reads: one load, tied weights tied."""
+    try:
+        head = encoder.upper.backbone.lm_head(model_name=encoder.model_name)
+    except ConfigurationError as error:
+        raise ConfigurationError(
+            f"{error.message} The verbalizer of late_prompt_classifier reads one; use "
+            f"basic_classifier with a linear head for this model instead."
+        ) from None
+    return PretrainedHead(shared_copy(head))
+
+
 @Model.register("late_prompt_classifier")
 class LatePromptClassifier(Model):
     """
@@ -84,40 +120,18 @@ class LatePromptClassifier(Model):
         **kwargs,
     ) -> None:
         super().__init__(vocab, **kwargs)
-        if not isinstance(encoder, LatePromptEncoder):
-            raise ConfigurationError(
-                f"late_prompt_classifier.encoder must be late_prompt_roberta, "
-                f"late_prompt_gpt2 or late_prompt_causal, got {type(encoder).__name__}."
-            )
-        embedders = [
-            module
-            for module in text_field_embedder.modules()
-            if isinstance(module, LatePromptTransformerEmbedder)
-        ]
-        if len(embedders) != 1:
-            raise ConfigurationError(
-                "late_prompt_classifier.text_field_embedder must hold exactly one "
-                f"late_prompt_transformer token embedder, found {len(embedders)}."
-            )
-        pairing.check_pair(
-            embedders[0], encoder,
-            lower_key="model.text_field_embedder's late_prompt_transformer",
-            upper_key=f"model.encoder ({encoder.encoder_type})",
-        )
+        lower = _paired_embedder(text_field_embedder, encoder)
         self._text_field_embedder = text_field_embedder
         self._encoder = encoder
+        # Where the embedder sits (a name, not a second reference: that would register it as a
+        # submodule twice and give its weights a second set of state-dict keys).
+        self._lower_name = next(
+            name for name, module in text_field_embedder.named_modules() if module is lower
+        )
         self._label_namespace = label_namespace
         self._causal = encoder.family.is_causal
         self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(encoder.model_name))
-        # The LM head of the backbone the encoder already reads: one load, tied weights tied.
-        try:
-            head = encoder.upper.backbone.lm_head(model_name=encoder.model_name)
-        except ConfigurationError as error:
-            raise ConfigurationError(
-                f"{error.message} The verbalizer of late_prompt_classifier reads one; use "
-                f"basic_classifier with a linear head for this model instead."
-            ) from None
-        self._lm_head = PretrainedHead(shared_copy(head))
+        self._lm_head = _shared_lm_head(encoder)
         self._lm_head.save_weights = save_backbone
 
         spec = None if task is None else get_task(task, key="model.task")
@@ -131,58 +145,64 @@ class LatePromptClassifier(Model):
             answer_suffix = " ."
             if spec is not None and spec.gpt2_template is not None:
                 answer_suffix = split_answer_template(spec.gpt2_template)[1]
+        self._label_words = self._words_in_label_order(label_words)
+        if self._causal:
+            self._set_answers(answer_suffix)
+        else:
+            word_ids = [self._single_token(word) for word in self._label_words]
+            self.register_buffer("_label_word_ids", torch.tensor(word_ids), persistent=False)
+        # On a GPU these read their verdicts back a step later instead of waiting for them.
+        self._mask_token_check = BatchCheck()
+        self._padding_check = BatchCheck()
         self._metric = metric or (spec.metric if spec is not None else "accuracy")
-        if self._metric not in METRICS:
-            raise ConfigurationError(f"metric={self._metric!r} is not one of {', '.join(METRICS)}.")
+        self._accuracy = CategoricalAccuracy()
+        self._f1 = self._f1_measure(self._metric, label_words)
 
-        labels = vocab.get_index_to_token_vocabulary(label_namespace)
+    def _words_in_label_order(self, label_words: Dict[str, str]) -> List[str]:
+        """The label words in the order of the label vocabulary (every label needs one)."""
+        labels = self.vocab.get_index_to_token_vocabulary(self._label_namespace)
         missing = [labels[i] for i in range(len(labels)) if labels[i] not in label_words]
         if missing:
             raise ConfigurationError(
                 f"label_words has no word for the label(s) {missing}; it maps "
                 f"{sorted(label_words)}."
             )
-        self._label_words = [label_words[labels[i]] for i in range(len(labels))]
-        # Where the embedder sits (a name, not a second reference: that would register it as a
-        # submodule twice and give its weights a second set of state-dict keys).
-        self._lower_name = next(
-            name for name, module in self._text_field_embedder.named_modules() if module is embedders[0]
-        )
-        if self._causal:
-            if self._tokenizer.eos_token_id is None:
-                raise ConfigurationError(
-                    f"late_prompt_classifier: the tokenizer of {encoder.model_name!r} has no eos "
-                    f"token, which ends every answer of generative scoring. Give the tokenizer an "
-                    f"eos_token (tokenizer_config.json), or use basic_classifier."
-                )
-            suffix = self._tokenizer.encode(answer_suffix, add_special_tokens=False)
-            answers = [
-                self._word_tokens(word) + suffix + [self._tokenizer.eos_token_id]
-                for word in self._label_words
-            ]
-            self._answers: List[List[int]] = answers  # on the host, to key cached training rows
-            # Answers may differ in length (a label word of several tokens): padded with 0,
-            # with each one's length beside it.
-            longest = max(len(answer) for answer in answers)
-            padded = [answer + [0] * (longest - len(answer)) for answer in answers]
-            self.register_buffer("_answer_ids", torch.tensor(padded), persistent=False)
-            self.register_buffer(
-                "_answer_lengths", torch.tensor([len(answer) for answer in answers]), persistent=False
+        return [label_words[labels[i]] for i in range(len(labels))]
+
+    def _set_answers(self, answer_suffix: str) -> None:
+        """Generative scoring's answers, one per label: `" " + word`, the suffix and eos."""
+        if self._tokenizer.eos_token_id is None:
+            raise ConfigurationError(
+                f"late_prompt_classifier: the tokenizer of {self._encoder.model_name!r} has no "
+                f"eos token, which ends every answer of generative scoring. Give the tokenizer an "
+                f"eos_token (tokenizer_config.json), or use basic_classifier."
             )
-        else:
-            word_ids = [self._single_token(word) for word in self._label_words]
-            self.register_buffer("_label_word_ids", torch.tensor(word_ids), persistent=False)
-        self._accuracy = CategoricalAccuracy()
-        # On a GPU these read their verdicts back a step later instead of waiting for them.
-        self._mask_token_check = BatchCheck()
-        self._padding_check = BatchCheck()
-        self._f1: Optional[F1Measure] = None
-        if self._metric == "acc_and_f1":
-            if "1" not in label_words or len(labels) != 2:
-                raise ConfigurationError(
-                    "metric 'acc_and_f1' needs two labels, '0' and '1' (the positive class)."
-                )
-            self._f1 = F1Measure(vocab.get_token_index("1", label_namespace))
+        suffix = self._tokenizer.encode(answer_suffix, add_special_tokens=False)
+        answers = [
+            self._word_tokens(word) + suffix + [self._tokenizer.eos_token_id]
+            for word in self._label_words
+        ]
+        self._answers: List[List[int]] = answers  # on the host, to key cached training rows
+        # Answers may differ in length (a label word of several tokens): padded with 0, with
+        # each one's length beside it.
+        longest = max(len(answer) for answer in answers)
+        padded = [answer + [0] * (longest - len(answer)) for answer in answers]
+        self.register_buffer("_answer_ids", torch.tensor(padded), persistent=False)
+        self.register_buffer(
+            "_answer_lengths", torch.tensor([len(answer) for answer in answers]), persistent=False
+        )
+
+    def _f1_measure(self, metric: str, label_words: Dict[str, str]) -> Optional[F1Measure]:
+        """The F1 of label "1" where the metric is `acc_and_f1`, else None."""
+        if metric not in METRICS:
+            raise ConfigurationError(f"metric={metric!r} is not one of {', '.join(METRICS)}.")
+        if metric != "acc_and_f1":
+            return None
+        if "1" not in label_words or self.vocab.get_vocab_size(self._label_namespace) != 2:
+            raise ConfigurationError(
+                "metric 'acc_and_f1' needs two labels, '0' and '1' (the positive class)."
+            )
+        return F1Measure(self.vocab.get_token_index("1", self._label_namespace))
 
     @property
     def _lower(self) -> LatePromptTransformerEmbedder:

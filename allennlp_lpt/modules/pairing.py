@@ -115,22 +115,20 @@ def registered_name(module: torch.nn.Module) -> str:
     return type(module).__name__
 
 
-def check_model(root: torch.nn.Module) -> None:
-    """
-    Raises a ConfigurationError, naming the config keys, when the late-prompt halves in `root`
-    do not pair up: an encoder with no `late_prompt_transformer` embedder in front (another
-    embedder would hand it final states, and it would run the upper layers a second time), an
-    embedder whose layer-k states go to any other encoder, or two halves of different models or
-    prompt layers.
-    """
+Found = List[Tuple[str, torch.nn.Module]]
+
+
+def find_halves(root: torch.nn.Module) -> Tuple[Found, Found, Found]:
+    """(path, module) of every late-prompt embedder, every late-prompt encoder, and every other
+    token embedder (outermost only) in `root`."""
     from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
     from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
         LatePromptTransformerEmbedder,
     )
 
-    embedders: List[Tuple[str, torch.nn.Module]] = []
-    encoders: List[Tuple[str, torch.nn.Module]] = []
-    others: List[Tuple[str, torch.nn.Module]] = []
+    embedders: Found = []
+    encoders: Found = []
+    others: Found = []
     for path, child in root.named_modules():
         if isinstance(child, LatePromptTransformerEmbedder):
             embedders.append((path, child))
@@ -140,8 +138,30 @@ def check_model(root: torch.nn.Module) -> None:
             path.startswith(inner + ".") for inner, _ in others
         ):
             others.append((path, child))
+    return embedders, encoders, others
+
+
+def check_model(root: torch.nn.Module) -> None:
+    """
+    Raises a ConfigurationError, naming the config keys, when the late-prompt halves in `root`
+    do not pair up: an encoder with no `late_prompt_transformer` embedder in front (another
+    embedder would hand it final states, and it would run the upper layers a second time), an
+    embedder whose layer-k states go to any other encoder, or two halves of different models or
+    prompt layers.
+    """
+    embedders, encoders, others = find_halves(root)
     if not embedders and not encoders:
         return
+    problem = _unpaired(root, embedders, encoders, others)
+    if problem is not None:
+        raise ConfigurationError(problem)
+    (lower_path, lower), (upper_path, upper) = embedders[0], encoders[0]
+    check_pair(lower, upper, lower_key=config_key(lower_path), upper_key=config_key(upper_path))  # type: ignore[arg-type]
+
+
+def _unpaired(root: torch.nn.Module, embedders: Found, encoders: Found, others: Found) -> Optional[str]:
+    """What keeps the halves found in `root` from being one embedder and one encoder in front
+    of each other, or None."""
     described: Dict[str, str] = {
         config_key(path): registered_name(child) for path, child in embedders + encoders + others
     }
@@ -151,10 +171,9 @@ def check_model(root: torch.nn.Module) -> None:
         return f"{key} ({described[key]})"
 
     if encoders and (not embedders or others):
-        encoder_path = encoders[0][0]
         found = ", ".join(name(path) for path, _ in others) or "no token embedder"
-        raise ConfigurationError(
-            f"{name(encoder_path)} continues from the layer-k states of a "
+        return (
+            f"{name(encoders[0][0])} continues from the layer-k states of a "
             f"late_prompt_transformer embedder, but the model's token embedders are: {found}. "
             f"Make the text field embedder hold exactly one token embedder of type "
             f"late_prompt_transformer with the encoder's model_name and prompt_layer."
@@ -165,7 +184,7 @@ def check_model(root: torch.nn.Module) -> None:
             for path, child in root.named_children()
             if "encoder" in path
         ]
-        raise ConfigurationError(
+        return (
             f"{name(embedders[0][0])} outputs the states of a middle layer, which only a "
             f"late-prompt encoder (late_prompt_roberta, late_prompt_gpt2, late_prompt_causal) "
             f"can continue; the model's encoder is "
@@ -174,9 +193,8 @@ def check_model(root: torch.nn.Module) -> None:
             f"embedder for the final states."
         )
     if len(embedders) != 1 or len(encoders) != 1:
-        raise ConfigurationError(
+        return (
             "a model holds exactly one late_prompt_transformer embedder and one late-prompt "
             f"encoder; found {', '.join(name(path) for path, _ in embedders + encoders)}."
         )
-    (lower_path, lower), (upper_path, upper) = embedders[0], encoders[0]
-    check_pair(lower, upper, lower_key=config_key(lower_path), upper_key=config_key(upper_path))  # type: ignore[arg-type]
+    return None
