@@ -23,6 +23,9 @@ def family_of(model_name: str) -> str:
         return "gpt2"
     if "roberta" in name:
         return "roberta"
+    for causal in ("llama", "mistral", "qwen2"):
+        if causal in name:
+            return causal
     return "bert"
 
 

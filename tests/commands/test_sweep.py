@@ -106,3 +106,44 @@ def test_the_command_summarises_and_fails_when_a_run_failed(tiny_models, tmp_pat
     assert done.returncode == 1, done.stderr[-2000:]
     assert "0 trained, 0 reused (finished with the same config), 1 failed" in done.stdout + done.stderr
     assert "failed: prompt_layer=9 (log: " in done.stdout + done.stderr
+
+
+def test_data_seeds_move_the_few_shot_paths_and_stay_apart_from_training_seeds():
+    """`--data-seeds` picks lpt-few-shot's split (the K-SEED folder of every data path that has
+    one); `--seeds` the training seed: one run per pair, each named by both."""
+    from allennlp_lpt.experiments.sweep import plan
+
+    config = {"train_data_path": "data/k-shot/sst-2/100-13/train.tsv",
+              "validation_data_path": "data/k-shot/sst-2/100-13/dev.tsv",
+              "test_data_path": "data/original/sst-2/dev.tsv", "model": {"prompt_layer": 3}}
+    runs = plan(config, {}, [42, 7], {}, [13, 21])
+    assert [run.name for run in runs] == ["data_seed=13_seed=42", "data_seed=13_seed=7",
+                                          "data_seed=21_seed=42", "data_seed=21_seed=7"]
+    third = runs[2].overrides
+    assert third["train_data_path"] == "data/k-shot/sst-2/100-21/train.tsv"
+    assert third["validation_data_path"] == "data/k-shot/sst-2/100-21/dev.tsv"
+    assert "test_data_path" not in third and third["random_seed"] == 42
+
+
+def test_data_seeds_need_a_few_shot_split_in_the_config():
+    from allennlp_lpt.experiments.sweep import plan
+
+    config = {"train_data_path": "data/sst2/train.tsv", "validation_data_path": "data/sst2/dev.tsv"}
+    with pytest.raises(ConfigurationError, match=r"--data-seeds: no data path .* K-SEED folder .*train_data_path='data/sst2/train.tsv'"):
+        plan(config, {}, [None], {}, [13])
+
+
+def test_aggregate_averages_a_data_seed_sweep_into_one_row(tmp_path):
+    """The runs `--data-seeds` writes differ only in their data seed: one experiment, mean ± std
+    over the splits."""
+    from allennlp_lpt.experiments.aggregate import aggregate
+
+    for seed, accuracy in [(13, 0.70), (21, 0.74)]:
+        folder = tmp_path / f"data_seed={seed}_seed=42"
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({
+            "dataset_reader": {"task": "sst-2"}, "model": {"model_name": "m"},
+            "train_data_path": f"data/k-shot/sst-2/100-{seed}/train.tsv", "random_seed": 42}))
+        (folder / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy}))
+    rows = aggregate([str(tmp_path)]).splitlines()
+    assert len(rows) == 3 and "| few-shot k=100 | test accuracy | 72.00 ± 2.83 | 2 |" in rows[2]

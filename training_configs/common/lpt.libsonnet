@@ -77,7 +77,8 @@
                     accumulation: 4, max_length: 256 },
   },
 
-  experiment(model, task, setting, k=32, seed=13, generator='npg', prompt_length=5):: (
+  // Few-shot: k = 100 examples in all, data seed 13 (lpt-sweep --data-seeds moves to the others).
+  experiment(model, task, setting, k=100, seed=13, generator='npg', prompt_length=5):: (
     local recipe = $.recipes[model];
     local few_shot = setting == 'few-shot';
     local metric = if std.objectHas($.metric, task) then $.metric[task] else 'accuracy';
