@@ -166,7 +166,7 @@ def test_prompt_layer_zero_needs_a_static_prompt(tiny_models):
 
 
 def test_encoder_on_the_wrong_family(tiny_models):
-    with pytest.raises(ConfigurationError, match="late_prompt_gpt2"):
+    with pytest.raises(ConfigurationError, match="use the .late_prompt_causal. encoder"):
         Seq2VecEncoder.from_params(
             Params({"type": "late_prompt_roberta", "model_name": tiny_models["gpt2"], "prompt_layer": 2})
         )
@@ -188,4 +188,13 @@ def test_missing_model_folder_is_a_configuration_error(tmp_path):
     with pytest.raises(ConfigurationError, match="model_name=.*no HuggingFace model config"):
         TokenEmbedder.from_params(
             Params({"type": "late_prompt_transformer", "model_name": str(tmp_path / "nothing"), "prompt_layer": 1})
+        )
+
+
+def test_late_prompt_gpt2_serves_gpt2_only(tiny_models):
+    """`late_prompt_gpt2` is the GPT-2 configs' name; a Llama-family model takes
+    `late_prompt_causal`."""
+    with pytest.raises(ConfigurationError, match="use the 'late_prompt_causal' encoder"):
+        Seq2VecEncoder.from_params(
+            Params({"type": "late_prompt_gpt2", "model_name": tiny_models["llama"], "prompt_layer": 2})
         )
