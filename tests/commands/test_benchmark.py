@@ -233,7 +233,7 @@ def test_a_sixteen_bit_frozen_base_needs_its_compute_precision():
 FAMILY_CHOICES = {
     "bert": ("late_prompt_roberta", {"query", "value"}),
     "roberta": ("late_prompt_roberta", {"query", "value"}),
-    "gpt2": ("late_prompt_gpt2", {"c_attn"}),
+    "gpt2": ("late_prompt_causal", {"c_attn"}),
     "llama": ("late_prompt_causal", {"q_proj", "v_proj"}),
     "mistral": ("late_prompt_causal", {"q_proj", "v_proj"}),
     "qwen2": ("late_prompt_causal", {"q_proj", "v_proj"}),
