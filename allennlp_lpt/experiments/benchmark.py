@@ -25,6 +25,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy
 import torch
 
+from allennlp_lpt.experiments.tables import markdown_table
+
 METHODS = ("full", "prompt_tuning", "prefix_tuning", "lora", "late_prompt", "late_prompt_cached")
 PEFT_METHODS = ("prompt_tuning", "prefix_tuning", "lora")
 
@@ -536,42 +538,42 @@ def _run(settings: Settings, progress: Callable[[str], None]) -> List[Dict[str, 
 
 
 def table(rows: List[Dict[str, object]]) -> str:
-    lines = [
-        "| method | step ms | speed-up vs full | peak MiB | memory vs full | trainable params |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
+    """The rows as markdown: times, memory and parameters with ratios to full fine-tuning, the
+    per-step profile where it was taken, and the conditions."""
+    def cells(row: Dict[str, object]) -> List[object]:
         if "step_ms" not in row:
-            lines.append(f"| {row['method']} | {row.get('error', '-')} | | | | |")
-            continue
-        speed = f"{row['speedup_vs_full']:.2f}x" if "speedup_vs_full" in row else "-"
-        memory = f"{row['peak_mem_mib']:.0f}" if "peak_mem_mib" in row else "-"
-        ratio = f"{row['memory_vs_full']:.2f}x" if "memory_vs_full" in row else "-"
-        lines.append(
-            f"| {row['method']} | {row['step_ms']:.1f} | {speed} | {memory} | {ratio} | "
-            f"{row['trainable_params']:,} |"
-        )
-    if any("per_step_launches" in row for row in rows):
+            return [row["method"], row.get("error", "-"), "", "", "", ""]
+        return [
+            row["method"], f"{row['step_ms']:.1f}",
+            f"{row['speedup_vs_full']:.2f}x" if "speedup_vs_full" in row else "-",
+            f"{row['peak_mem_mib']:.0f}" if "peak_mem_mib" in row else "-",
+            f"{row['memory_vs_full']:.2f}x" if "memory_vs_full" in row else "-",
+            f"{row['trainable_params']:,}",
+        ]
+
+    text = markdown_table(
+        ["method", "step ms", "speed-up vs full", "peak MiB", "memory vs full", "trainable params"],
+        [cells(row) for row in rows],
+    )
+    profiled = [row for row in rows if "per_step_launches" in row]
+    if profiled:
         device = next((row.get("device") for row in rows), "cpu")
         what = "kernel launches" if device == "cuda" else "operator calls"
-        lines += ["", f"| method | {what} | dtype copies | host-to-device copies | syncs | (per step) |",
-                  "|---|---|---|---|---|---|"]
-        for row in rows:
-            if "per_step_launches" in row:
-                lines.append(
-                    f"| {row['method']} | {row['per_step_launches']:.0f} | {row['per_step_dtype_copies']:.0f} | "
-                    f"{row['per_step_host_to_device']:.0f} | {row['per_step_syncs']:.0f} | |"
-                )
+        text += "\n" + markdown_table(
+            ["method", what, "dtype copies", "host-to-device copies", "syncs", "(per step)"],
+            [[row["method"], f"{row['per_step_launches']:.0f}", f"{row['per_step_dtype_copies']:.0f}",
+              f"{row['per_step_host_to_device']:.0f}", f"{row['per_step_syncs']:.0f}", ""] for row in profiled],
+        )
     if rows:
         first = rows[0]
-        lines += ["", (
+        text += "\n" + (
             f"Peers: {first.get('peers', 'fair')} (fair: the HF models run the same lean attention and "
             f"dropout as late prompt; stock: HF's own modules). Frozen weights: "
             f"{first.get('backbone_dtype', 'float32')}. Compiled: {'yes' if first.get('compile') else 'no'}. "
             f"late_prompt_cached is timed on a second epoch: each timed batch was stored in an "
-            f"earlier, untimed pass."
-        )]
-    return "\n".join(lines) + "\n"
+            f"earlier, untimed pass.\n"
+        )
+    return text
 
 
 def write_json_lines(rows: List[Dict[str, object]], path: str) -> None:
