@@ -1,3 +1,5 @@
+import json
+import logging
 import os
 import random
 from typing import Any, Dict, Optional, Tuple
@@ -5,6 +7,8 @@ from typing import Any, Dict, Optional, Tuple
 import numpy
 import torch
 from allennlp.training.callbacks.callback import TrainerCallback
+
+logger = logging.getLogger(__name__)
 
 
 @TrainerCallback.register("lpt_rng_state")
@@ -88,3 +92,35 @@ class RngStateCallback(TrainerCallback):
         torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+def parameter_counts(model: torch.nn.Module) -> Tuple[int, int]:
+    """(trainable, total) parameters of `model`, each tensor counted once (a shared or tied
+    weight reached through several modules is one tensor)."""
+    seen: Dict[int, torch.nn.Parameter] = {}
+    for parameter in model.parameters():
+        seen.setdefault(id(parameter), parameter)
+    total = sum(p.numel() for p in seen.values())
+    trainable = sum(p.numel() for p in seen.values() if p.requires_grad)
+    return trainable, total
+
+
+@TrainerCallback.register("lpt_parameter_counts")
+class ParameterCountsCallback(TrainerCallback):
+    """
+    At the start of training, logs the model's trainable and total parameters, as PEFT's
+    `print_trainable_parameters` does (`trainable params: 263,296 || all params: 355,622,912 ||
+    trainable%: 0.0740`), and writes them to `parameter_counts.json` in the serialization
+    directory. The shipped configs add it.
+
+    Registered as a `TrainerCallback` with name "lpt_parameter_counts".
+    """
+
+    def on_start(self, trainer: Any, is_primary: bool = True, **kwargs: Any) -> None:
+        if not is_primary:
+            return
+        trainable, total = parameter_counts(trainer.model)
+        share = 100.0 * trainable / total if total else 0.0
+        logger.info("trainable params: %s || all params: %s || trainable%%: %.4f", f"{trainable:,}", f"{total:,}", share)
+        with open(os.path.join(self.serialization_dir, "parameter_counts.json"), "w") as handle:
+            json.dump({"trainable": trainable, "total": total}, handle)

@@ -1,6 +1,6 @@
 // Baseline for the quickstart: full fine-tuning of all-MiniLM-L6-v2 (every weight trains), mean
-// pooling and a linear head, through AllenNLP's own pretrained_transformer embedder. Offline, give
-// the installed model's folder: scripts/accuracy_sst2.sh shows how.
+// pooling and a linear head, through AllenNLP's own pretrained_transformer embedder. That embedder
+// does not know the offline MiniLM package: give its folder as model_name (scripts/accuracy_sst2.py does).
 local lpt = import '../common/lpt.libsonnet';
 local model = 'sentence-transformers/all-MiniLM-L6-v2';
 

@@ -24,7 +24,8 @@
     [if patience != null then 'patience']: patience,
     cuda_device: -1,  // -o '{"trainer.cuda_device": 0}' for a GPU
     // Random states in every checkpoint: a run recovered with --recover matches an uninterrupted one.
-    callbacks: [{ type: 'lpt_rng_state' }],
+    // Trainable and total parameters in the log and in parameter_counts.json.
+    callbacks: [{ type: 'lpt_rng_state' }, { type: 'lpt_parameter_counts' }],
   },
 
   // `labels`: the label set, where it is known; a row with another label is then an error.
