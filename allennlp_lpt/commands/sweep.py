@@ -26,7 +26,7 @@ class Sweep(Subcommand):
         )
         sub = parser.add_parser(self.name, description=description, help="Run a grid of configs.")
         sub.add_argument("config", help="the training config")
-        sub.add_argument("--grid", default="{}", help='JSON: {"dotted.key": [values], ...} (default: none)')
+        sub.add_argument("--grid", default="{}", help='JSON: {"dotted.key": [values], ...}; none: only the seeds vary')
         sub.add_argument("-s", "--serialization-dir", required=True, dest="output")
         sub.add_argument("--seeds", type=int, nargs="+", default=[],
                          help="training seeds: each sets random_seed, numpy_seed and pytorch_seed")
