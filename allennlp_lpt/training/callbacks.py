@@ -110,8 +110,8 @@ class ParameterCountsCallback(TrainerCallback):
     """
     At the start of training, logs the model's trainable and total parameters, as PEFT's
     `print_trainable_parameters` does (`trainable params: 263,296 || all params: 355,622,912 ||
-    trainable%: 0.0740`), and writes them to `parameter_counts.json` in the serialization
-    directory. The shipped configs add it.
+    trainable%: 0.0740`); when training ends, writes them to `parameter_counts.json` in the
+    serialization directory (a run that fails leaves no such file). The shipped configs add it.
 
     Registered as a `TrainerCallback` with name "lpt_parameter_counts".
     """
@@ -122,5 +122,11 @@ class ParameterCountsCallback(TrainerCallback):
         trainable, total = parameter_counts(trainer.model)
         share = 100.0 * trainable / total if total else 0.0
         logger.info("trainable params: %s || all params: %s || trainable%%: %.4f", f"{trainable:,}", f"{total:,}", share)
-        with open(os.path.join(self.serialization_dir, "parameter_counts.json"), "w") as handle:
-            json.dump({"trainable": trainable, "total": total}, handle)
+        self._counts = {"trainable": trainable, "total": total}
+
+    def on_end(self, trainer: Any, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
+               is_primary: bool = True, **kwargs: Any) -> None:
+        counts = getattr(self, "_counts", None)
+        if is_primary and counts is not None and metrics is not None:  # None: training failed
+            with open(os.path.join(self.serialization_dir, "parameter_counts.json"), "w") as handle:
+                json.dump(counts, handle)
