@@ -32,9 +32,9 @@ import warnings
 import zlib
 from typing import Any, Callable, Iterator
 
+import torch
 from allennlp.common.checks import ConfigurationError
 from allennlp.models import archival
-import torch
 from allennlp.modules.text_field_embedders import BasicTextFieldEmbedder
 from allennlp.nn.initializers import InitializerApplicator
 
@@ -66,9 +66,6 @@ def extracted_archive(resolved_archive_file: str, cleanup: bool = True) -> Itera
 
 
 def _explaining_row_keys(forward: Callable[..., Any]) -> Callable[..., Any]:
-    if getattr(forward, "_explains_row_keys", False):
-        return forward  # already installed
-
     @functools.wraps(forward)
     def wrapped(self: BasicTextFieldEmbedder, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -82,14 +79,10 @@ def _explaining_row_keys(forward: Callable[..., Any]) -> Callable[..., Any]:
                 f"embedder does not ({error}). Remove cache_keys from the dataset reader(s)."
             ) from None
 
-    wrapped._explains_row_keys = True  # type: ignore[attr-defined]
     return wrapped
 
 
 def _checking_the_input_first(run: Callable[..., Any]) -> Callable[..., Any]:
-    if getattr(run, "_checks_the_input_first", False):
-        return run  # already installed
-
     @functools.wraps(run)
     def wrapped(self: Any) -> Any:
         check = getattr(self._predictor, "check_input_file", None)
@@ -103,14 +96,10 @@ def _checking_the_input_first(run: Callable[..., Any]) -> Callable[..., Any]:
                 raise
         return run(self)
 
-    wrapped._checks_the_input_first = True  # type: ignore[attr-defined]
     return wrapped
 
 
 def _refusing_shared_weights(call: Callable[..., Any]) -> Callable[..., Any]:
-    if getattr(call, "_refuses_shared_weights", False):
-        return call  # already installed
-
     @functools.wraps(call)
     def wrapped(self: InitializerApplicator, module: torch.nn.Module) -> None:
         # An initializer writes in place: on a shared backbone weight it would change every
@@ -131,8 +120,17 @@ def _refusing_shared_weights(call: Callable[..., Any]) -> Callable[..., Any]:
                 )
         return call(self, module)
 
-    wrapped._refuses_shared_weights = True  # type: ignore[attr-defined]
     return wrapped
+
+
+def _wrap_once(owner: Any, name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Replaces `owner.name` by `wrap(owner.name)`, unless an earlier call did already."""
+    original = getattr(owner, name)
+    if getattr(original, "_lpt_repair", False):
+        return
+    wrapped = wrap(original)
+    wrapped._lpt_repair = True  # type: ignore[attr-defined]
+    setattr(owner, name, wrapped)
 
 
 def apply() -> None:
@@ -140,9 +138,9 @@ def apply() -> None:
     from allennlp.commands import predict
 
     archival.extracted_archive = extracted_archive  # load_archive looks it up at each call
-    predict._PredictManager.run = _checking_the_input_first(predict._PredictManager.run)  # type: ignore[method-assign]
-    BasicTextFieldEmbedder.forward = _explaining_row_keys(BasicTextFieldEmbedder.forward)  # type: ignore[method-assign]
-    InitializerApplicator.__call__ = _refusing_shared_weights(InitializerApplicator.__call__)  # type: ignore[method-assign]
+    _wrap_once(predict._PredictManager, "run", _checking_the_input_first)
+    _wrap_once(BasicTextFieldEmbedder, "forward", _explaining_row_keys)
+    _wrap_once(InitializerApplicator, "__call__", _refusing_shared_weights)
     warnings.filterwarnings(
         "ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated", category=FutureWarning
     )

@@ -402,9 +402,12 @@ class LatePromptClassifier(Model):
         """
         The cache keys of the (context, gold answer) rows of training, from the keys and labels
         the reader computed on the host (`cache_keys: true`): one entry per instance, found
-        without reading the batch back from the device. None where the batch has no keys or a
-        row no label: the embedder then keys the rows from their token ids.
+        without reading the batch back from the device. None without a cache (nothing to key),
+        or where the batch has no keys or a row no label: the embedder then keys the rows from
+        their token ids.
         """
+        if self._lower.cache is None:
+            return None
         keyed = next(iter(tokens.values())).get("row_keys")
         if not isinstance(keyed, RowKeys) or keyed.labels is None or None in keyed.labels:
             return None
