@@ -67,9 +67,11 @@ def share(model: torch.nn.Module, model_name: str) -> None:
 
 class PretrainedPart(torch.nn.Module):
     """
-    A frozen module whose weights are the shared backbone's (`core.backbone`).
+    A module whose frozen weights are the shared backbone's (`core.backbone`). It may also hold
+    weights that train (a PEFT method's, inside `peft_transformer`): those behave as in any
+    module, and what follows is about the frozen ones.
 
-    - With `save_weights` False its weights stay out of `state_dict()` (so archives and
+    - With `save_weights` False the frozen weights stay out of `state_dict()` (so archives and
       checkpoints hold only what trained), and loading a state dict without them keeps the
       weights it was built with instead of reporting missing keys.
     - The sharing is read-only. Loading a state dict whose values equal the shared weights
@@ -85,7 +87,11 @@ class PretrainedPart(torch.nn.Module):
     def state_dict(self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False):  # type: ignore[override]
         if self.save_weights:
             return super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
-        return OrderedDict() if destination is None else destination
+        destination = OrderedDict() if destination is None else destination
+        for key, value in super().state_dict(prefix=prefix, keep_vars=True).items():
+            if isinstance(value, torch.nn.Parameter) and value.requires_grad:
+                destination[key] = value if keep_vars else value.detach()
+        return destination
 
     def _load_from_state_dict(
         self,
@@ -97,9 +103,13 @@ class PretrainedPart(torch.nn.Module):
         unexpected_keys: List[str],
         error_msgs: List[str],
     ) -> None:
-        own = super().state_dict(prefix=prefix, keep_vars=True)
+        # The frozen entries (what trains loads as in any module).
+        own = {
+            key: value for key, value in super().state_dict(prefix=prefix, keep_vars=True).items()
+            if not (isinstance(value, torch.nn.Parameter) and value.requires_grad)
+        }
         copies: Dict[int, torch.nn.Parameter] = {}
-        saved = any(key.startswith(prefix) for key in state_dict)
+        saved = any(key in state_dict for key in own)
         for key, current in own.items():
             incoming = state_dict.get(key)
             if incoming is None or not isinstance(current, torch.nn.Parameter):
@@ -132,8 +142,8 @@ class PretrainedPart(torch.nn.Module):
         memo = _memo_on(fn)
         for module in self.modules():
             for name, parameter in list(module._parameters.items()):
-                if parameter is None:
-                    continue
+                if parameter is None or parameter.requires_grad:
+                    continue  # a trained weight is this model's own: converted in place
                 converted = memo.get(id(parameter))
                 if converted is None:
                     with torch.no_grad():

@@ -185,47 +185,12 @@ def _training_step(
     return step
 
 
-def give_lean_modules(model: torch.nn.Module) -> None:
-    """
-    What makes the peers fair: the HF model trains with the attention modules and the dropout
-    that late prompt's stacks run (the family's lean SDPA attention over the same weights, the
-    cheaper CPU dropout), and without a key/value cache nobody reads in training. Same
-    computation, same results (tested), only the kernels differ.
-    """
-    from allennlp_lpt.core import family_for_config
-    from allennlp_lpt.core.dropout import use_fast_dropout
-
-    family = family_for_config(model.config, model.config.name_or_path)
-    if family.lean_attention_fits_hf_layers:
-        family.prepare_layers(family.layers(model), model.config)
-        model.config.use_cache = False
-    # Otherwise (Llama family) the model was loaded with HF's SDPA attention, the same kernel,
-    # and keeps its cache switch: PEFT's prefix tuning passes its keys and values through it.
-    use_fast_dropout(model)
-
-
-def _prefix_as_cache(model: torch.nn.Module) -> None:
-    """
-    PEFT 0.12's prefix tuning hands its keys and values over as tuples; transformers 4.43's
-    Mistral and Qwen2 convert tuples to a `DynamicCache` only in eval mode and fail in
-    training. A pre-hook on the base transformer does the conversion that Llama does itself.
-    """
-    from transformers import DynamicCache
-
-    def to_cache(module: torch.nn.Module, args: tuple, kwargs: dict) -> Tuple[tuple, dict]:
-        past = kwargs.get("past_key_values")
-        if isinstance(past, (tuple, list)):
-            kwargs["past_key_values"] = DynamicCache.from_legacy_cache(past)
-        return args, kwargs
-
-    model.base_model.register_forward_pre_hook(to_cache, with_kwargs=True)
-
-
 def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from allennlp_lpt.core import family_for_config
     from allennlp_lpt.core.family import quiet_hf_loading
+    from allennlp_lpt.core.whole_models import give_lean_modules, prefix_as_cache
 
     frozen_dtype = getattr(torch, settings.backbone_dtype) if method in PEFT_METHODS else torch.float32
     family = family_for_config(AutoConfig.from_pretrained(folder), folder)
@@ -252,7 +217,7 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
                                      target_modules=list(family.attention_projections),
                                      fan_in_fan_out=family.name == "gpt2")
         if method == "prefix_tuning" and not family.lean_attention_fits_hf_layers:
-            _prefix_as_cache(model)
+            prefix_as_cache(model.base_model)
         model = peft.get_peft_model(model, config)
         for parameter in model.parameters():  # what trains stays float32, as late prompt's generator
             if parameter.requires_grad:

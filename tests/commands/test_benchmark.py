@@ -141,7 +141,7 @@ def test_fair_peers_compute_what_stock_peers_compute(tmp_path, family, method):
     import peft
     from transformers import AutoModelForSequenceClassification
 
-    from allennlp_lpt.experiments.benchmark import give_lean_modules
+    from allennlp_lpt.core.whole_models import give_lean_modules
 
     settings = Settings(family=family, size="tiny")
     folder = benchmark.build_backbone(settings, str(tmp_path))

@@ -1,0 +1,52 @@
+from typing import Type
+
+import torch
+from transformers import PretrainedConfig
+
+from allennlp_lpt.core.family import BackboneFamily
+from allennlp_lpt.modules.tuning_methods.tuning_method import TuningMethod, at_least_one, import_peft
+
+
+@TuningMethod.register("prefix_tuning")
+class PrefixTuning(TuningMethod):
+    """
+    Prefix tuning as P-tuning v2 runs it (Li & Liang, 2021; Liu et al., 2022): trainable keys
+    and values of `num_virtual_tokens` positions in every layer's attention, which every token
+    attends to; the model is frozen. Built on PEFT's `PrefixTuningConfig` (the prefix enters as
+    past keys and values, so positions start after it, PEFT's behaviour). The output has one
+    state per token (no prefix positions).
+
+    Registered as a `TuningMethod` with name "prefix_tuning".
+
+    # Parameters
+
+    num_virtual_tokens : `int`, optional (default = `20`)
+    prefix_projection : `bool`, optional (default = `False`)
+        Reparameterise the prefix through a two-layer MLP (prefix tuning's original recipe);
+        P-tuning v2 trains the prefix directly.
+    encoder_hidden_size : `int`, optional (default = `512`)
+        The MLP's hidden size, with `prefix_projection`.
+    """
+
+    def __init__(
+        self,
+        num_virtual_tokens: int = 20,
+        prefix_projection: bool = False,
+        encoder_hidden_size: int = 512,
+    ) -> None:
+        key = self.key
+        self.num_virtual_tokens = at_least_one(num_virtual_tokens, f"{key}.num_virtual_tokens")
+        self.prefix_projection = prefix_projection
+        self.encoder_hidden_size = at_least_one(encoder_hidden_size, f"{key}.encoder_hidden_size")
+
+    def peft_config(
+        self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily], model_name: str
+    ):
+        peft = import_peft(self.key)
+        return peft.PrefixTuningConfig(
+            task_type=self.task_type(peft), num_virtual_tokens=self.num_virtual_tokens,
+            prefix_projection=self.prefix_projection, encoder_hidden_size=self.encoder_hidden_size,
+        )
+
+    def describe(self) -> str:
+        return f"prefix_tuning ({self.num_virtual_tokens} virtual tokens per layer)"
