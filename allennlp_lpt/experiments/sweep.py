@@ -136,7 +136,8 @@ def check_unique_names(runs: Sequence[Run]) -> None:
         seen[run.name] = described
 
 
-def _seconds(duration: str) -> float:
+def duration_seconds(duration: str) -> float:
+    """AllenNLP's `training_duration` (`H:MM:SS.ffffff`) in seconds."""
     hours, minutes, seconds = duration.split(":")
     return 3600 * float(hours) + 60 * float(minutes) + float(seconds)
 
@@ -212,7 +213,7 @@ def result_row(run: Run, metrics: Dict[str, Any], metric: str) -> Dict[str, Any]
         "run": run.name, **run.values, "data_seed": run.data_seed, "seed": run.seed,
         f"best_dev_{metric}": metrics.get(f"best_validation_{metric}"),
         f"test_{metric}": metrics.get(f"test_{metric}"),
-        "training_seconds": _seconds(duration) if duration else None,
+        "training_seconds": duration_seconds(duration) if duration else None,
     }
 
 

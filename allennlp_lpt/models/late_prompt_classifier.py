@@ -1,4 +1,4 @@
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -6,12 +6,14 @@ from allennlp.common.checks import ConfigurationError
 from allennlp.data import TextFieldTensors, Vocabulary
 from allennlp.models.model import Model
 from allennlp.modules import Seq2VecEncoder, TextFieldEmbedder
+from allennlp.modules.token_embedders import PretrainedTransformerEmbedder
 from allennlp.nn import util
 from allennlp.training.metrics import CategoricalAccuracy, F1Measure
 from transformers import AutoTokenizer
 
 from allennlp_lpt.core import resolve_model_name
-from allennlp_lpt.core.backbone import shared_copy
+from allennlp_lpt.core.backbone import get_backbone, shared_copy
+from allennlp_lpt.core.family import BackboneFamily, family_for_config
 from allennlp_lpt.core.cache import RowKeys, answer_key
 from allennlp_lpt.core.checks import BatchCheck
 from allennlp_lpt.core.masks import Layout, check_right_padded
@@ -22,6 +24,7 @@ from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePrompt
 from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
     LatePromptTransformerEmbedder,
 )
+from allennlp_lpt.modules.token_embedders.peft_transformer import PeftTransformerEmbedder
 
 
 METRICS = ("accuracy", "acc_and_f1")
@@ -33,7 +36,9 @@ def _paired_embedder(text_field_embedder: TextFieldEmbedder, encoder: Seq2VecEnc
     if not isinstance(encoder, LatePromptEncoder):
         raise ConfigurationError(
             f"late_prompt_classifier.encoder must be late_prompt_roberta, "
-            f"late_prompt_gpt2 or late_prompt_causal, got {type(encoder).__name__}."
+            f"late_prompt_gpt2 or late_prompt_causal, got {type(encoder).__name__}; leave the "
+            f"encoder out where the text field embedder gives final states itself "
+            f"(peft_transformer, pretrained_transformer)."
         )
     embedders = [
         module for module in text_field_embedder.modules() if isinstance(module, LatePromptTransformerEmbedder)
@@ -51,10 +56,34 @@ def _paired_embedder(text_field_embedder: TextFieldEmbedder, encoder: Seq2VecEnc
     return embedders[0]
 
 
-def _shared_lm_head(encoder: LatePromptEncoder) -> PretrainedHead:
-    """The LM head of the backbone the encoder already reads: one load, tied weights tied."""
+def _whole_transformer(text_field_embedder: TextFieldEmbedder) -> Tuple[str, Type[BackboneFamily]]:
+    """
+    Without an encoder, the text field embedder's one token embedder that runs a whole
+    transformer (`peft_transformer`, AllenNLP's `pretrained_transformer`): its model name and
+    family.
+    """
+    embedders = [
+        module for module in text_field_embedder.modules()
+        if isinstance(module, (PeftTransformerEmbedder, PretrainedTransformerEmbedder, LatePromptTransformerEmbedder))
+    ]
+    if len(embedders) != 1 or isinstance(embedders[0], LatePromptTransformerEmbedder):
+        raise ConfigurationError(
+            "late_prompt_classifier without an encoder needs exactly one peft_transformer or "
+            "pretrained_transformer token embedder (its final states feed the verbalizer); a "
+            "late_prompt_transformer embedder needs its encoder (late_prompt_roberta, "
+            "late_prompt_gpt2 or late_prompt_causal)."
+        )
+    embedder = embedders[0]
+    if isinstance(embedder, PeftTransformerEmbedder):
+        return embedder.model_name, embedder.family
+    config = embedder.transformer_model.config
+    return config.name_or_path, family_for_config(config, config.name_or_path)
+
+
+def _shared_lm_head(model_name: str, dtype: torch.dtype) -> PretrainedHead:
+    """The LM head of the shared backbone of `model_name`: one load, tied weights tied."""
     try:
-        head = encoder.upper.backbone.lm_head(model_name=encoder.model_name)
+        head = get_backbone(model_name, dtype=dtype).lm_head(model_name=model_name)
     except ConfigurationError as error:
         raise ConfigurationError(
             f"{error.message} The verbalizer of late_prompt_classifier reads one; use "
@@ -85,9 +114,15 @@ class LatePromptClassifier(Model):
 
     vocab : `Vocabulary`
     text_field_embedder : `TextFieldEmbedder`
-        Holding one `late_prompt_transformer` embedder.
-    encoder : `Seq2VecEncoder`
-        A `late_prompt_roberta` or `late_prompt_gpt2` encoder of the same model and prompt layer.
+        Holding one `late_prompt_transformer` embedder (with `encoder`), or one
+        `peft_transformer` or `pretrained_transformer` embedder (without).
+    encoder : `Seq2VecEncoder`, optional
+        A `late_prompt_roberta`, `late_prompt_gpt2` or `late_prompt_causal` encoder of the same
+        model and prompt layer as the embedder's `late_prompt_transformer`. Leave it out where
+        the text field embedder holds a `peft_transformer` (LoRA, (IA)^3, prompt or prefix
+        tuning) or AllenNLP's `pretrained_transformer` (full fine-tuning, BitFit): their final
+        states then feed the same frozen LM head, so the methods differ in nothing else.
+        Without an encoder, causal models score every answer in a row of its own.
     label_words : `Dict[str, str]`, optional
         Label -> word. For masked LMs each `" " + word` must be one token of the model's
         vocabulary; for causal models it may be several. Default: the `task`'s verbalizer for
@@ -109,7 +144,7 @@ class LatePromptClassifier(Model):
         self,
         vocab: Vocabulary,
         text_field_embedder: TextFieldEmbedder,
-        encoder: Seq2VecEncoder,
+        encoder: Optional[Seq2VecEncoder] = None,
         label_words: Optional[Dict[str, str]] = None,
         *,
         task: Optional[str] = None,
@@ -120,18 +155,25 @@ class LatePromptClassifier(Model):
         **kwargs,
     ) -> None:
         super().__init__(vocab, **kwargs)
-        lower = _paired_embedder(text_field_embedder, encoder)
         self._text_field_embedder = text_field_embedder
         self._encoder = encoder
-        # Where the embedder sits (a name, not a second reference: that would register it as a
-        # submodule twice and give its weights a second set of state-dict keys).
-        self._lower_name = next(
-            name for name, module in text_field_embedder.named_modules() if module is lower
-        )
+        self._lower_name: Optional[str] = None
+        if encoder is not None:
+            lower = _paired_embedder(text_field_embedder, encoder)
+            # Where the embedder sits (a name, not a second reference: that would register it
+            # as a submodule twice and give its weights a second set of state-dict keys).
+            self._lower_name = next(
+                name for name, module in text_field_embedder.named_modules() if module is lower
+            )
+            self._model_name, family = encoder.model_name, encoder.family
+            dtype = encoder.upper.backbone.spec.dtype
+        else:
+            self._model_name, family = _whole_transformer(text_field_embedder)
+            dtype = torch.float32
         self._label_namespace = label_namespace
-        self._causal = encoder.family.is_causal
-        self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(encoder.model_name))
-        self._lm_head = _shared_lm_head(encoder)
+        self._causal = family.is_causal
+        self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(self._model_name))
+        self._lm_head = _shared_lm_head(self._model_name, dtype)
         self._lm_head.save_weights = save_backbone
 
         spec = None if task is None else get_task(task, key="model.task")
@@ -173,7 +215,7 @@ class LatePromptClassifier(Model):
         """Generative scoring's answers, one per label: `" " + word`, the suffix and eos."""
         if self._tokenizer.eos_token_id is None:
             raise ConfigurationError(
-                f"late_prompt_classifier: the tokenizer of {self._encoder.model_name!r} has no "
+                f"late_prompt_classifier: the tokenizer of {self._model_name!r} has no "
                 f"eos token, which ends every answer of generative scoring. Give the tokenizer an "
                 f"eos_token (tokenizer_config.json), or use basic_classifier."
             )
@@ -207,7 +249,17 @@ class LatePromptClassifier(Model):
     @property
     def _lower(self) -> LatePromptTransformerEmbedder:
         """The `late_prompt_transformer` embedder inside the text field embedder."""
+        assert self._lower_name is not None, "only a late-prompt model has a lower half"
         return self._text_field_embedder.get_submodule(self._lower_name)  # type: ignore[return-value]
+
+    def _final_states(
+        self, embedded: torch.Tensor, mask: torch.Tensor, generator_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """The final states, `(batch_size, seq_len, hidden_size)`: the encoder's layers above
+        the prompt, or the embedder's own output where there is no encoder."""
+        if self._encoder is None:
+            return embedded
+        return self._encoder.encode_tokens(embedded, mask, generator_mask=generator_mask)
 
     def _word_tokens(self, word: str) -> List[int]:
         """A causal model's tokens of `" " + word` (one or more)."""
@@ -221,7 +273,7 @@ class LatePromptClassifier(Model):
         if len(ids) != 1:
             pieces = self._tokenizer.convert_ids_to_tokens(ids)
             raise ConfigurationError(
-                f"label_words: {word!r} is not one token of {self._encoder.model_name!r} "
+                f"label_words: {word!r} is not one token of {self._model_name!r} "
                 f"(' {word}' tokenizes to {pieces}); choose a word that is one token."
             )
         return ids[0]
@@ -267,7 +319,7 @@ class LatePromptClassifier(Model):
                 f"'{{s}} . It was <mask> .'"
             ),
         )
-        final = self._encoder.encode_tokens(self._text_field_embedder(tokens), mask)
+        final = self._final_states(self._text_field_embedder(tokens), mask)
         # A gather at each row's mask position: boolean indexing would wait for the GPU.
         position = is_mask.int().argmax(dim=1)  # (batch,)
         at_mask = final.gather(1, position[:, None, None].expand(-1, 1, final.size(-1))).squeeze(1)
@@ -326,7 +378,7 @@ class LatePromptClassifier(Model):
         if row_keys is not None:
             inputs["row_keys"] = row_keys  # type: ignore[assignment]
         embedded = self._text_field_embedder({key: inputs})
-        final = self._encoder.encode_tokens(embedded, mask, generator_mask=context_only)
+        final = self._final_states(embedded, mask, generator_mask=context_only)
         # Token at position p is predicted from the state at p - 1.
         scored = final.gather(
             1, (answer_positions - 1)[..., None].expand(-1, -1, final.size(-1))
@@ -355,7 +407,7 @@ class LatePromptClassifier(Model):
         if context_len + answer_len > limit:  # what one row per answer would need too
             raise ValueError(
                 f"late_prompt_classifier: contexts of {context_len} tokens and answers of up to "
-                f"{answer_len} are longer than {self._encoder.model_name!r} has positions for "
+                f"{answer_len} are longer than {self._model_name!r} has positions for "
                 f"({limit}); lower dataset_reader.max_length."
             )
         device = context_ids.device
@@ -406,7 +458,7 @@ class LatePromptClassifier(Model):
         or where the batch has no keys or a row no label: the embedder then keys the rows from
         their token ids.
         """
-        if self._lower.cache is None:
+        if self._lower_name is None or self._lower.cache is None:
             return None
         keyed = next(iter(tokens.values())).get("row_keys")
         if not isinstance(keyed, RowKeys) or keyed.labels is None or None in keyed.labels:
@@ -443,8 +495,17 @@ class LatePromptClassifier(Model):
                 row_keys=self._gold_answer_keys(tokens),
             )
             return {"loss": nll.mean()}
-        # Evaluation and prediction: every label's answer, over one pass of each context.
-        nll = self._answer_nll_shared(tokens)  # (batch, num_labels)
+        if self._encoder is None:
+            # Every label's answer in a row of its own (the shared pass runs late prompt's
+            # stacks).
+            batch = label.size(0) if label is not None else next(iter(tokens.values()))["token_ids"].size(0)
+            nll = self._answer_nll(
+                tokens, self._answer_ids[None].expand(batch, -1, -1),
+                self._answer_lengths[None].expand(batch, -1),
+            )
+        else:
+            # Evaluation and prediction: every label's answer, over one pass of each context.
+            nll = self._answer_nll_shared(tokens)  # (batch, num_labels)
         logits = -nll
         output = {"logits": logits, "probs": F.softmax(logits, dim=-1)}
         if label is not None:

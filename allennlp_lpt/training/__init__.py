@@ -1,4 +1,4 @@
-from allennlp_lpt.training.callbacks import ParameterCountsCallback, RngStateCallback
+from allennlp_lpt.training.callbacks import ParameterCountsCallback, RngStateCallback, TimeBudgetCallback
 from allennlp_lpt.training.learning_rate_schedulers import LinearWithWarmupFraction
 
-__all__ = ["LinearWithWarmupFraction", "ParameterCountsCallback", "RngStateCallback"]
+__all__ = ["LinearWithWarmupFraction", "ParameterCountsCallback", "RngStateCallback", "TimeBudgetCallback"]

@@ -2,10 +2,13 @@ import json
 import logging
 import os
 import random
+import sys
+import time
 from typing import Any, Dict, Optional, Tuple
 
 import numpy
 import torch
+from allennlp.common.checks import ConfigurationError
 from allennlp.training.callbacks.callback import TrainerCallback
 
 logger = logging.getLogger(__name__)
@@ -130,3 +133,61 @@ class ParameterCountsCallback(TrainerCallback):
         if is_primary and counts is not None and metrics is not None:  # None: training failed
             with open(os.path.join(self.serialization_dir, "parameter_counts.json"), "w") as handle:
                 json.dump(counts, handle)
+
+
+@TrainerCallback.register("lpt_time_budget")
+class TimeBudgetCallback(TrainerCallback):
+    """
+    Stops training once `seconds` of wall-clock time have passed since training began (model
+    building and data reading do not count; the validation after each epoch does), so that
+    methods can be compared at equal time as well as at equal epochs. The batch that crosses the
+    budget is the last one trained; the rest of that epoch is passed over, its validation runs
+    as usual, and training ends there: AllenNLP then restores the best checkpoint and evaluates
+    it (`evaluate_on_test`) as after any run. Give `num_epochs` enough epochs to fill the
+    budget. `metrics.json` gets `stopped_by_time_budget`.
+
+    Registered as a `TrainerCallback` with name "lpt_time_budget".
+
+    # Parameters
+
+    seconds : `float`
+        The budget; more than 0.
+    """
+
+    def __init__(self, serialization_dir: str, seconds: float) -> None:
+        super().__init__(serialization_dir)
+        if not seconds > 0:
+            raise ConfigurationError(f"lpt_time_budget.seconds={seconds!r}: give a number of seconds above 0.")
+        self.seconds = float(seconds)
+        self._started: Optional[float] = None
+        self.stopped = False
+
+    def on_start(self, trainer: Any, is_primary: bool = True, **kwargs: Any) -> None:
+        self._started = time.monotonic()
+
+    def on_batch(self, trainer: Any, batch_inputs: Any, batch_outputs: Any, batch_metrics: Dict[str, Any],
+                 epoch: int, batch_number: int, is_training: bool, is_primary: bool = True,
+                 batch_grad_norm: Optional[float] = None, **kwargs: Any) -> None:
+        if not is_training or self.stopped or self._started is None:
+            return
+        if time.monotonic() - self._started >= self.seconds:
+            self.stopped = True
+            # AllenNLP 2.10 has no way to end an epoch early; it passes over (reads, without
+            # training on them) the batches before a recovered run's position, and that is
+            # made to cover the rest of this epoch.
+            trainer._start_after_epochs_completed = trainer._epochs_completed
+            trainer._start_after_batches_in_epoch_completed = sys.maxsize
+            logger.info("lpt_time_budget: %.0f s spent; this epoch's remaining batches are passed over "
+                        "and training ends after its validation.", self.seconds)
+
+    def on_epoch(self, trainer: Any, metrics: Dict[str, Any], epoch: int, is_primary: bool = True,
+                 **kwargs: Any) -> None:
+        if self.stopped:
+            metrics["stopped_by_time_budget"] = True
+            # The trainer's own early-stopping check, right after this call, then ends training.
+            trainer._metric_tracker._patience = 0
+
+    def on_end(self, trainer: Any, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
+               is_primary: bool = True, **kwargs: Any) -> None:
+        if metrics is not None:
+            metrics["stopped_by_time_budget"] = self.stopped

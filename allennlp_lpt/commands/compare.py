@@ -1,0 +1,70 @@
+import argparse
+import json
+
+from allennlp.commands.subcommand import Subcommand
+from allennlp.common.checks import ConfigurationError
+
+
+@Subcommand.register("lpt-compare")
+class Compare(Subcommand):
+    """`allennlp lpt-compare BASE_CONFIG --methods ... --seeds ... -s OUT`: late prompt beside
+    the other tuning methods, with the method as the only difference."""
+
+    # AllenNLP then gives the subcommand --include-package (repeatable) and imports the plugins.
+    requires_plugins = True
+
+    def add_subparser(self, parser: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        description = (
+            "Trains BASE_CONFIG (a late-prompt training config) once per method and seed with the "
+            "method swapped in: the data, reader, head, trainer and seeds stay; each method brings "
+            "its own learning rate and options (documented defaults, changed with "
+            "--method-options). Each run is a real `allennlp train` into OUT/METHOD_seed=N; a run "
+            "finished with the same config is reused. Writes OUT/comparison.csv, comparison.md, "
+            "comparison.png (accuracy against training time) and runs.csv."
+        )
+        sub = parser.add_parser(self.name, description=description, help="Compare tuning methods.")
+        sub.add_argument("config", help="the base training config (late prompt)")
+        sub.add_argument("-s", "--serialization-dir", required=True, dest="output")
+        sub.add_argument("--methods", default="late_prompt,lora,ia3,prompt_tuning,prefix_tuning,bitfit,full",
+                         help="comma-separated: late_prompt, lora, ia3, prompt_tuning, prefix_tuning, "
+                              "bitfit, full (default: all)")
+        sub.add_argument("--seeds", type=int, nargs="+", default=[],
+                         help="training seeds: each sets random_seed, numpy_seed and pytorch_seed")
+        sub.add_argument("-o", "--overrides", default="", help="overrides of the base config, for every method (JSON)")
+        sub.add_argument("--method-options", default="",
+                         help='JSON: {"lora": {"lr": 1e-4, "r": 16}, ...}: a method\'s learning rate '
+                              "and its own options, over its defaults")
+        sub.add_argument("--time-budget", type=float, default=None,
+                         help="seconds of training for every run (stopped there, best checkpoint kept); "
+                              "raise trainer.num_epochs with -o so that every method can fill it")
+        sub.add_argument("--rerun-changed", action="store_true",
+                         help="train again the finished runs whose saved config differs from this one's")
+        sub.set_defaults(func=_run)
+        return sub
+
+
+def _json(text: str, flag: str) -> dict:
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{flag} is not valid JSON ({error}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{flag} must be a JSON object")
+    return value
+
+
+def _run(args: argparse.Namespace) -> None:
+    # The comparison is imported when the command runs, not whenever the plugin loads.
+    from allennlp_lpt.experiments.compare import compare
+
+    packages = ["allennlp_lpt"] + [p for p in args.include_package if p != "allennlp_lpt"]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    outcome = compare(
+        args.config, args.output, methods=methods, seeds=args.seeds,
+        overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),
+        time_budget=args.time_budget, include_packages=packages, rerun_changed=args.rerun_changed,
+    )
+    if outcome.failed:
+        raise SystemExit(1)

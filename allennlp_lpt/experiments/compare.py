@@ -1,0 +1,230 @@
+"""
+Late prompt tuning beside the other tuning methods, with the method as the only difference:
+for each method and seed, the base config with that method swapped in (`experiments.methods`),
+trained by `allennlp train` through the sweep's machinery (resumable, failures reported), then
+one table and one plot. `allennlp lpt-compare` is the command-line entry.
+"""
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from allennlp.common.checks import ConfigurationError
+
+from allennlp_lpt.experiments.configs import load_config, validation_metric
+from allennlp_lpt.experiments.methods import check_methods, with_method
+from allennlp_lpt.experiments.sweep import Run, duration_seconds, finished_runs, plan, train_run
+from allennlp_lpt.experiments.tables import markdown_table, mean_std
+
+COLUMNS = ("method", "accuracy_mean", "accuracy_std", "seeds", "trainable_parameters",
+           "train_seconds", "peak_memory_mb", "archive_mb")
+RUN_COLUMNS = ("method", "seed", "run", "score", "trainable_parameters", "train_seconds",
+               "peak_memory_mb", "archive_mb", "stopped_by_time_budget")
+
+
+@dataclass
+class Comparison:
+    """What `compare` did: one row per method, one per finished run, and which runs it
+    trained, reused and lost."""
+
+    rows: List[Dict[str, Any]] = field(default_factory=list)
+    runs: List[Dict[str, Any]] = field(default_factory=list)
+    trained: List[str] = field(default_factory=list)
+    reused: List[str] = field(default_factory=list)
+    failed: List[Tuple[str, str]] = field(default_factory=list)
+
+    def summary(self, output: str) -> str:
+        lines = [f"lpt-compare: {len(self.trained)} trained, {len(self.reused)} reused, "
+                 f"{len(self.failed)} failed; table in {os.path.join(output, 'comparison.md')}"]
+        lines += [f"  failed: {name} (log: {log})" for name, log in self.failed]
+        return "\n".join(lines)
+
+
+def method_configs(
+    config_path: str,
+    methods: Sequence[str],
+    output: str,
+    overrides: Dict[str, Any],
+    method_options: Dict[str, Dict[str, Any]],
+    time_budget: Optional[float],
+) -> Dict[str, str]:
+    """Writes `OUT/configs/METHOD.json` for each method (the base config with `-o` applied,
+    the method swapped in, the time budget added) and returns their paths."""
+    check_methods(methods)
+    unknown = [m for m in method_options if m not in methods]
+    if unknown:
+        raise ConfigurationError(f"--method-options: {unknown} are not among --methods {list(methods)}.")
+    if time_budget is not None and not time_budget > 0:
+        raise ConfigurationError(f"--time-budget {time_budget}: give a number of seconds above 0.")
+    base = load_config(config_path, overrides)
+    os.makedirs(os.path.join(output, "configs"), exist_ok=True)
+    paths = {}
+    for method in methods:
+        config = with_method(base, method, method_options.get(method), source=config_path)
+        if time_budget is not None:
+            callbacks = config.setdefault("trainer", {}).setdefault("callbacks", [])
+            callbacks.append({"type": "lpt_time_budget", "seconds": time_budget})
+        paths[method] = os.path.join(output, "configs", f"{method}.json")
+        with open(paths[method], "w") as handle:
+            json.dump(config, handle, indent=2)
+    return paths
+
+
+def run_result(directory: str, metric: str) -> Dict[str, Any]:
+    """What one finished run measured: its score (test metric where the config evaluated on
+    test, else the best validation metric), parameters, time, peak memory and archive size."""
+    with open(os.path.join(directory, "metrics.json")) as handle:
+        metrics = json.load(handle)
+    counts_file = os.path.join(directory, "parameter_counts.json")
+    counts = json.load(open(counts_file)) if os.path.isfile(counts_file) else {}
+    duration = metrics.get("training_duration")
+    memory = [v for k, v in metrics.items() if k.startswith("peak_gpu_") and k.endswith("_memory_MB")] or \
+             [v for k, v in metrics.items() if k.startswith("peak_worker_") and k.endswith("_memory_MB")]
+    archive = os.path.join(directory, "model.tar.gz")
+    on_test = f"test_{metric}" in metrics
+    return {
+        "score": metrics.get(f"test_{metric}" if on_test else f"best_validation_{metric}"),
+        "scored_on": "test" if on_test else "validation",
+        "trainable_parameters": counts.get("trainable"),
+        "train_seconds": duration_seconds(duration) if duration else None,
+        "peak_memory_mb": max(memory) if memory else None,
+        "archive_mb": os.path.getsize(archive) / 2**20 if os.path.isfile(archive) else None,
+        "stopped_by_time_budget": metrics.get("stopped_by_time_budget", False),
+    }
+
+
+def compare(
+    config_path: str,
+    output: str,
+    *,
+    methods: Sequence[str],
+    seeds: Sequence[int] = (),
+    overrides: Optional[Dict[str, Any]] = None,
+    method_options: Optional[Dict[str, Dict[str, Any]]] = None,
+    time_budget: Optional[float] = None,
+    include_packages: Sequence[str] = ("allennlp_lpt",),
+    rerun_changed: bool = False,
+) -> Comparison:
+    """
+    Trains every (method, seed) run not finished with the same config, then writes
+    `OUT/comparison.csv`, `OUT/comparison.md`, `OUT/comparison.png` and `OUT/runs.csv`.
+    """
+    from tqdm import tqdm
+
+    paths = method_configs(config_path, methods, output, dict(overrides or {}),
+                           dict(method_options or {}), time_budget)
+    os.makedirs(os.path.join(output, "logs"), exist_ok=True)
+    metric = validation_metric(load_config(paths[methods[0]], {}))
+    todo: List[Tuple[str, Run]] = []
+    finished = set()
+    for method in methods:
+        config = load_config(paths[method], {})
+        runs = plan(config, {}, list(seeds) or [None], {})  # the seeds' overrides
+        for run in runs:
+            run.name = method if run.seed is None else f"{method}_{run.name}"
+            run.values = {"method": method}
+        finished |= finished_runs(paths[method], runs, output, rerun_changed=rerun_changed)
+        todo += [(method, run) for run in runs]
+    outcome = Comparison()
+    progress = tqdm(todo, desc="lpt-compare", unit="run")
+    for index, (method, run) in enumerate(progress):
+        directory = os.path.join(output, run.name)
+        if run.name in finished:
+            outcome.reused.append(run.name)
+        else:
+            progress.set_postfix_str(f"{run.name} ({index + 1}/{len(todo)})")
+            code, log = train_run(paths[method], run, output, include_packages)
+            if code != 0 or not os.path.isfile(os.path.join(directory, "metrics.json")):
+                outcome.failed.append((run.name, log))
+                tqdm.write(f"lpt-compare: run {run.name} failed (exit {code}); its log: {log}")
+                continue
+            outcome.trained.append(run.name)
+        outcome.runs.append({"method": method, "seed": run.seed, "run": run.name,
+                             **run_result(directory, metric)})
+    outcome.rows = summarise(outcome.runs, methods)
+    write_outputs(outcome, output, metric, time_budget)
+    tqdm.write(outcome.summary(output))
+    return outcome
+
+
+def summarise(runs: List[Dict[str, Any]], methods: Sequence[str]) -> List[Dict[str, Any]]:
+    """One row per method: the score's mean and std over its seeds, the medians of the rest."""
+    import statistics
+
+    rows = []
+    for method in methods:
+        mine = [r for r in runs if r["method"] == method and r["score"] is not None]
+        if not mine:
+            continue
+        mean, std = mean_std([float(r["score"]) for r in mine])
+
+        def median(key: str) -> Optional[float]:
+            values = [r[key] for r in mine if r[key] is not None]
+            return statistics.median(values) if values else None
+
+        rows.append({"method": method, "accuracy_mean": mean, "accuracy_std": std, "seeds": len(mine),
+                     "trainable_parameters": median("trainable_parameters"),
+                     "train_seconds": median("train_seconds"), "peak_memory_mb": median("peak_memory_mb"),
+                     "archive_mb": median("archive_mb")})
+    return rows
+
+
+def write_outputs(outcome: Comparison, output: str, metric: str, time_budget: Optional[float]) -> None:
+    for name, columns, rows in (("comparison.csv", COLUMNS, outcome.rows), ("runs.csv", RUN_COLUMNS, outcome.runs)):
+        with open(os.path.join(output, name), "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows([{c: ("" if r.get(c) is None else r.get(c)) for c in columns} for r in rows])
+    scored_on = sorted({r["scored_on"] for r in outcome.runs}) or ["validation"]
+    what = f"`{'test_' if scored_on == ['test'] else 'best_validation_'}{metric}`" if len(scored_on) == 1 \
+        else f"{metric} on {' and '.join(scored_on)}"
+    budget = f"{time_budget:g} s of training each (lpt_time_budget)" if time_budget else "the config's epochs"
+    lines = [f"Accuracy: {what} of the best checkpoint, x 100, mean ± std over seeds; at {budget}. "
+             f"Trainable parameters, training seconds (wall clock, validation included), peak "
+             f"memory (GPU where there is one, else the process's) and archive size: medians.", ""]
+    table = markdown_table(
+        ["method", "accuracy", "seeds", "trainable params", "train s", "peak memory MB", "archive MB"],
+        [[r["method"], f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f}", r["seeds"],
+          _integer(r["trainable_parameters"]), _number(r["train_seconds"], 1), _number(r["peak_memory_mb"], 0),
+          _number(r["archive_mb"], 2)] for r in outcome.rows],
+    )
+    with open(os.path.join(output, "comparison.md"), "w") as handle:
+        handle.write("\n".join(lines) + table)
+    if outcome.rows:
+        plot(outcome.runs, outcome.rows, os.path.join(output, "comparison.png"), what)
+
+
+def _integer(value: Optional[float]) -> str:
+    return "" if value is None else f"{int(value):,}"
+
+
+def _number(value: Optional[float], digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def plot(runs: List[Dict[str, Any]], rows: List[Dict[str, Any]], path: str, what: str) -> None:
+    """Accuracy against training time: one point per method (its means), bars for the spread
+    over seeds in both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    for row in rows:
+        times = [r["train_seconds"] for r in runs if r["method"] == row["method"] and r["train_seconds"] is not None]
+        if not times:
+            continue
+        time_mean, time_std = mean_std(times)
+        axes.errorbar(time_mean, 100 * row["accuracy_mean"], xerr=time_std, yerr=100 * row["accuracy_std"],
+                      marker="o", capsize=3, label=row["method"])
+        axes.annotate(row["method"], (time_mean, 100 * row["accuracy_mean"]), textcoords="offset points",
+                      xytext=(5, 5), fontsize=8)
+    axes.set_xlabel("training time (s)")
+    axes.set_ylabel(f"accuracy (%): {what.strip('`')}")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
