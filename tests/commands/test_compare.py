@@ -1,0 +1,87 @@
+"""`allennlp lpt-compare` end to end on a tiny model: the table, the runs, the plot, a resumed
+comparison that retrains nothing, the time budget, and bad input."""
+import csv
+import json
+import os
+
+import pytest
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+
+from allennlp_lpt.experiments.compare import COLUMNS, compare
+from allennlp_lpt.experiments.methods import with_method
+from config_swap import CONFIGS, tiny_config
+
+
+@pytest.fixture
+def base(tiny_models, tmp_path):
+    return tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="roberta", epochs=1)
+
+
+def rows(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_two_methods_two_seeds_then_a_resume_that_trains_nothing(base, tmp_path):
+    out = str(tmp_path / "out")
+    first = compare(base, out, methods=["late_prompt", "lora"], seeds=[1, 2])
+    assert not first.failed and len(first.trained) == 4
+    table = rows(os.path.join(out, "comparison.csv"))
+    assert list(table[0]) == list(COLUMNS)
+    assert [row["method"] for row in table] == ["late_prompt", "lora"]
+    assert all(row["seeds"] == "2" for row in table)
+    late, lora = table
+    # Each method's own trainable parameters: late prompt's generator and head, LoRA's adapter and head.
+    assert int(float(late["trainable_parameters"])) != int(float(lora["trainable_parameters"]))
+    assert all(0 <= float(row["accuracy_mean"]) <= 1 and float(row["train_seconds"]) > 0 for row in table)
+    assert len(rows(os.path.join(out, "runs.csv"))) == 4
+    assert os.path.getsize(os.path.join(out, "comparison.png")) > 0
+    assert "| late_prompt |" in open(os.path.join(out, "comparison.md")).read()
+    # The runs are real `allennlp train` runs of the swapped config.
+    saved = json.load(open(os.path.join(out, "lora_seed=2", "config.json")))
+    assert saved["model"]["text_field_embedder"]["token_embedders"]["tokens"]["type"] == "peft_transformer"
+    assert saved["random_seed"] == 2 and saved["trainer"]["optimizer"]["lr"] == 5e-4
+
+    again = compare(base, out, methods=["late_prompt", "lora"], seeds=[1, 2])
+    assert again.trained == [] and len(again.reused) == 4
+    assert rows(os.path.join(out, "comparison.csv")) == table
+
+
+def test_the_time_budget_stops_a_run_and_keeps_its_best_checkpoint(base, tmp_path):
+    out = str(tmp_path / "out")
+    outcome = compare(base, out, methods=["full"], seeds=[1], time_budget=1.0,
+                      overrides={"trainer.num_epochs": 500})
+    assert not outcome.failed
+    run = outcome.runs[0]
+    assert run["stopped_by_time_budget"] is True
+    metrics = json.load(open(os.path.join(out, "full_seed=1", "metrics.json")))
+    assert metrics["epoch"] < 499 and "best_validation_accuracy" in metrics
+    assert os.path.isfile(os.path.join(out, "full_seed=1", "model.tar.gz"))
+
+
+def test_method_options_change_the_defaults(base, tmp_path):
+    from allennlp_lpt.experiments.compare import method_configs
+
+    paths = method_configs(base, ["lora"], str(tmp_path), {}, {"lora": {"r": 2, "lr": 0.01}}, None)
+    config = json.load(open(paths["lora"]))
+    assert config["model"]["text_field_embedder"]["token_embedders"]["tokens"]["method"]["r"] == 2
+    assert config["trainer"]["optimizer"]["lr"] == 0.01
+
+
+@pytest.mark.parametrize("methods, options, budget, message", [
+    (["late_prompt", "adapters"], {}, None, r"--methods: unknown method\(s\) \['adapters'\]; choose from late_prompt, lora"),
+    ([], {}, None, "--methods: give at least one"),
+    (["lora"], {"ia3": {}}, None, r"--method-options: \['ia3'\] are not among --methods"),
+    (["lora"], {}, 0.0, "--time-budget 0.0: give a number of seconds above 0"),
+    (["full"], {"full": {"r": 4}}, None, r"full takes no options besides lr"),
+])
+def test_bad_flags_are_configuration_errors(base, tmp_path, methods, options, budget, message):
+    with pytest.raises(ConfigurationError, match=message):
+        compare(base, str(tmp_path / "out"), methods=methods, method_options=options, time_budget=budget)
+
+
+def test_a_base_config_without_late_prompt_is_refused(tmp_path):
+    config = Params.from_file(os.path.join(CONFIGS, "baselines", "minilm_full_finetune.jsonnet")).as_dict(quiet=True)
+    with pytest.raises(ConfigurationError, match="lpt-compare needs a late-prompt training config"):
+        with_method(config, "lora", source="minilm_full_finetune.jsonnet")
