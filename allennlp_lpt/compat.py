@@ -17,6 +17,11 @@ behaviour unchanged for valid input.
   writes each batch's predictions as it goes. Before it reads the first line, `_PredictManager`
   now lets a predictor with a `check_input_file(path)` method (`lpt_classifier`) check the whole
   file, so a bad line is named by file and line and nothing is predicted.
+- AllenNLP's own `pretrained_transformer` embedder, tokenizer and indexer load through
+  `cached_transformers`, which knows only folders and the hub: the hub name of a model that a
+  package installs offline (all-MiniLM-L6-v2, `core.family.PACKAGED_MODELS`) now loads from
+  that package there too, as it does for this package's components (full fine-tuning and BitFit
+  beside late prompt use that embedder).
 - A model's `initializer` whose regex matches a frozen pretrained weight of a late-prompt
   backbone would overwrite it in place, for every model of that backbone in the process (they
   share one copy): `InitializerApplicator` now refuses it with a ConfigurationError naming the
@@ -33,6 +38,7 @@ import zlib
 from typing import Any, Callable, Iterator
 
 import torch
+from allennlp.common import cached_transformers
 from allennlp.common.checks import ConfigurationError
 from allennlp.models import archival
 from allennlp.modules.text_field_embedders import BasicTextFieldEmbedder
@@ -123,6 +129,17 @@ def _refusing_shared_weights(call: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _finding_packaged_models(load: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(load)
+    def wrapped(model_name: str, *args: Any, **kwargs: Any) -> Any:
+        # The hub name of a model that a package installs offline loads from that package.
+        from allennlp_lpt.core.family import resolve_model_name
+
+        return load(resolve_model_name(model_name), *args, **kwargs)
+
+    return wrapped
+
+
 def _wrap_once(owner: Any, name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """Replaces `owner.name` by `wrap(owner.name)`, unless an earlier call did already."""
     original = getattr(owner, name)
@@ -141,6 +158,8 @@ def apply() -> None:
     _wrap_once(predict._PredictManager, "run", _checking_the_input_first)
     _wrap_once(BasicTextFieldEmbedder, "forward", _explaining_row_keys)
     _wrap_once(InitializerApplicator, "__call__", _refusing_shared_weights)
+    _wrap_once(cached_transformers, "get", _finding_packaged_models)
+    _wrap_once(cached_transformers, "get_tokenizer", _finding_packaged_models)
     warnings.filterwarnings(
         "ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated", category=FutureWarning
     )

@@ -35,7 +35,7 @@ def methods():
     runs["late_prompt_k3_cached"] = (QUICKSTART, {f"{LOWER}.cache": True})
     runs["prompt_tuning_k0"] = (QUICKSTART, {f"{LOWER}.prompt_layer": 0, f"{ENCODER}.prompt_layer": 0,
                                              f"{ENCODER}.generator": {"type": "static"}})
-    runs["full_finetune"] = ("training_configs/baselines/minilm_full_finetune.jsonnet", {f"{LOWER}.model_name": local})
+    runs["full_finetune"] = ("training_configs/methods/quickstart_full.jsonnet", {f"{LOWER}.model_name": local})
     runs["frozen_linear"] = ("training_configs/baselines/minilm_frozen_linear.jsonnet", {f"{LOWER}.model_name": local})
     return runs
 

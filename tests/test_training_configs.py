@@ -14,13 +14,26 @@ from allennlp.common.util import prepare_environment
 from config_swap import CONFIGS, FIXTURES, ROOT, tiny_config
 
 ALL_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS, "**", "*.jsonnet"), recursive=True))
+METHOD_NAMES = ("lora", "ia3", "prompt_tuning", "prefix_tuning", "bitfit", "full")
+
+
+def _method_of(config: str):
+    """The method of a paper recipe's method config (`MODEL/METHOD/TASK_SETTING.jsonnet`)."""
+    parent = os.path.basename(os.path.dirname(config))
+    return parent if parent in METHOD_NAMES else None
+
+
+# The paper's method configs are each the lpt-compare swap of a late-prompt config (checked for
+# all of them below); one task per model and method is built, the rest would repeat it.
+METHOD_CONFIGS = [c for c in ALL_CONFIGS if _method_of(c) or os.path.basename(os.path.dirname(c)) == "methods"]
+BUILT = [c for c in ALL_CONFIGS if not _method_of(c) or os.path.basename(c) == "sst-2_few-shot.jsonnet"]
 
 
 def test_configs_exist():
     assert os.path.join(CONFIGS, "quickstart.jsonnet") in ALL_CONFIGS
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
+@pytest.mark.parametrize("config", BUILT, ids=lambda p: os.path.relpath(p, CONFIGS))
 def test_every_shipped_config_builds(config, tiny_models, tmp_path):
     params = Params.from_file(tiny_config(config, tiny_models, str(tmp_path)))
     prepare_environment(params)  # pops the seeds, as `allennlp train` does
@@ -97,3 +110,45 @@ def test_the_configs_task_knowledge_agrees_with_the_task_registry():
         config = Params.from_file(os.path.join(CONFIGS, "roberta-large", f"{name}_full-data.jsonnet")).as_dict()
         assert config["test_data_path"].endswith(f"/{name}/{task.test_files[0]}")
         assert config["trainer"]["validation_metric"] == "+" + task.metric
+
+
+def _late_prompt_base(config: str) -> str:
+    if _method_of(config):
+        return os.path.join(os.path.dirname(os.path.dirname(config)), os.path.basename(config))
+    return os.path.join(CONFIGS, "quickstart.jsonnet")
+
+
+@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
+def test_every_method_config_is_the_swap_lpt_compare_makes(config):
+    from allennlp_lpt.experiments.methods import with_method
+
+    method = _method_of(config) or os.path.basename(config)[len("quickstart_"):-len(".jsonnet")]
+    base = Params.from_file(_late_prompt_base(config)).as_dict(quiet=True)
+    shipped = Params.from_file(config).as_dict(quiet=True)
+    swapped = with_method(base, method)
+    for config_dict in (shipped, swapped):  # the same files, reached from another folder
+        for key in [k for k in config_dict if k.endswith("_data_path")]:
+            config_dict[key] = os.path.normpath(config_dict[key])
+    assert shipped == swapped
+
+
+def test_every_paper_config_has_every_method():
+    for model in ("roberta-large", "gpt2-large"):
+        tasks = sorted(os.path.basename(c) for c in glob.glob(os.path.join(CONFIGS, model, "*.jsonnet")))
+        for method in METHOD_NAMES:
+            assert sorted(os.listdir(os.path.join(CONFIGS, model, method))) == tasks
+
+
+def test_the_method_defaults_agree_with_lpt_compare():
+    """experiments/methods.py holds lpt-compare's defaults, the libsonnet the configs'; they must
+    say the same."""
+    import _jsonnet
+
+    from allennlp_lpt.experiments.methods import BITFIT_GROUPS, DEFAULTS
+
+    snippet = "local lpt = import 'common/lpt.libsonnet'; {defaults: lpt.methodDefaults, bitfit: lpt.bitfitGroups}"
+    mirrored = json.loads(_jsonnet.evaluate_snippet("check", snippet, jpathdir=[CONFIGS]))
+    assert set(mirrored["defaults"]) == set(DEFAULTS)
+    for name, defaults in DEFAULTS.items():
+        assert mirrored["defaults"][name] == {"lr": defaults.lr, "options": defaults.options}, name
+    assert mirrored["bitfit"] == BITFIT_GROUPS

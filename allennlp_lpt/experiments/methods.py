@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional
 
 from allennlp.common.checks import ConfigurationError
 
-from allennlp_lpt.core.family import family_for_config, load_backbone_config, resolve_model_name
+from allennlp_lpt.core.family import family_for_config, load_backbone_config
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,7 @@ def with_method(
     else:
         if chosen:
             raise ConfigurationError(f"{method} takes no options besides lr (got {sorted(chosen)}).")
-        # AllenNLP's own embedder reads a folder or the hub; give it the installed folder.
-        embedder = {"type": "pretrained_transformer", "model_name": resolve_model_name(model_name),
-                    "train_parameters": True}
+        embedder = {"type": "pretrained_transformer", "model_name": model_name, "train_parameters": True}
         if method == "bitfit":
             config["trainer"]["optimizer"]["parameter_groups"] = copy.deepcopy(BITFIT_GROUPS)
     model["text_field_embedder"]["token_embedders"]["tokens"] = embedder

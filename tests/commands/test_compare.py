@@ -82,6 +82,6 @@ def test_bad_flags_are_configuration_errors(base, tmp_path, methods, options, bu
 
 
 def test_a_base_config_without_late_prompt_is_refused(tmp_path):
-    config = Params.from_file(os.path.join(CONFIGS, "baselines", "minilm_full_finetune.jsonnet")).as_dict(quiet=True)
+    config = Params.from_file(os.path.join(CONFIGS, "baselines", "minilm_frozen_linear.jsonnet")).as_dict(quiet=True)
     with pytest.raises(ConfigurationError, match="lpt-compare needs a late-prompt training config"):
-        with_method(config, "lora", source="minilm_full_finetune.jsonnet")
+        with_method(config, "lora", source="minilm_frozen_linear.jsonnet")

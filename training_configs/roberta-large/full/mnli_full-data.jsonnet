@@ -1,0 +1,2 @@
+// roberta-large, mnli, full-data: full fine-tuning in place of late prompt, the paper's recipe otherwise.
+(import '../../common/lpt.libsonnet').experiment('roberta-large', 'mnli', 'full-data', method='full')
