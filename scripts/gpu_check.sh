@@ -38,7 +38,7 @@ except Exception as error:
 PY
 
 # --- 1. the CUDA tests --------------------------------------------------------------------
-timeout 200 "$py" -m pytest -q -m gpu tests -p no:cacheprovider > "$out/pytest_gpu.log" 2>&1
+timeout 300 "$py" -m pytest -q -m gpu tests -p no:cacheprovider > "$out/pytest_gpu.log" 2>&1
 pytest_rc=$?
 
 # --- 2. the benchmarks (one log, one JSON-lines file) ----------------------------------------

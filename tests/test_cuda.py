@@ -96,6 +96,30 @@ def test_use_amp_on_cuda_trains_and_the_archive_agrees_with_the_cpu(config, fami
                                archive_logits(serialization_dir, -1), atol=1e-4, rtol=1e-4)
 
 
+METHOD_PATHS = [
+    pytest.param(os.path.join(CONFIGS, "methods", "quickstart_lora.jsonnet"), "bert", id="lora-bert"),
+    pytest.param(os.path.join(CONFIGS, "methods", "quickstart_prefix_tuning.jsonnet"), "llama", id="prefix-llama"),
+    pytest.param(os.path.join(CONFIGS, "methods", "quickstart_bitfit.jsonnet"), "roberta", id="bitfit-roberta"),
+    pytest.param(os.path.join(CONFIGS, "roberta-large", "prompt_tuning", "sst-2_full-data.jsonnet"), "roberta",
+                 id="prompt-tuning-verbalizer-roberta"),
+    pytest.param(os.path.join(CONFIGS, "gpt2-large", "ia3", "sst-2_full-data.jsonnet"), "gpt2", id="ia3-scoring-gpt2"),
+]
+
+
+@requires_gpu
+@pytest.mark.parametrize("config,family", METHOD_PATHS)
+def test_the_other_methods_train_with_amp_on_cuda_and_their_archives_agree_with_the_cpu(config, family, tiny_models,
+                                                                                       tmp_path):
+    serialization_dir = train_with_amp(config, family, False, tiny_models, str(tmp_path))
+    with open(os.path.join(serialization_dir, "metrics.json")) as handle:
+        metrics = json.load(handle)
+    assert metrics["training_loss"] == metrics["training_loss"], metrics  # not NaN
+    trained = torch.load(os.path.join(serialization_dir, "best.th"), map_location="cpu")
+    assert trained and all(bool(torch.isfinite(value).all()) for value in trained.values() if value.is_floating_point())
+    torch.testing.assert_close(archive_logits(serialization_dir, 0),
+                               archive_logits(serialization_dir, -1), atol=1e-4, rtol=1e-4)
+
+
 @requires_gpu
 def test_a_model_moved_to_cuda_leaves_another_model_of_the_same_backbone_on_the_cpu(tiny_models):
     """Two models share one backbone until one of them moves: the CUDA one gets its own copies,

@@ -69,9 +69,6 @@ class PeftTransformerEmbedder(TokenEmbedder):
         self.family = backbone.family
         self.config = backbone.config
         self.method = method
-        problem = method.applies_to(backbone.family)
-        if problem is not None:
-            raise ConfigurationError(f"peft_transformer.method: {problem}")
         # Module copies of this embedder's own over the shared weights: the lean attention and
         # PEFT's injected layers go into them, never into what other models read.
         whole = shared_copy(backbone.model)

@@ -4,7 +4,7 @@ on PEFT: what a method is, and the checks every method shares.
 """
 import importlib
 from types import ModuleType
-from typing import TYPE_CHECKING, List, Optional, Sequence, Type
+from typing import TYPE_CHECKING, List, Sequence, Type
 
 import torch
 from allennlp.common import Registrable
@@ -96,7 +96,3 @@ class TuningMethod(Registrable):
         # Feature extraction: PEFT's forward returns the transformer's own output (hidden
         # states), with its prompt and prefix handling for the methods that need it.
         return peft_module.TaskType.FEATURE_EXTRACTION
-
-    def applies_to(self, family: Type[BackboneFamily]) -> Optional[str]:
-        """Why the method does not apply to `family`, or None when it does."""
-        return None
