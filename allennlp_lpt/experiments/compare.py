@@ -76,8 +76,11 @@ def run_result(directory: str, metric: str) -> Dict[str, Any]:
     test, else the best validation metric), parameters, time, peak memory and archive size."""
     with open(os.path.join(directory, "metrics.json")) as handle:
         metrics = json.load(handle)
+    counts: Dict[str, int] = {}
     counts_file = os.path.join(directory, "parameter_counts.json")
-    counts = json.load(open(counts_file)) if os.path.isfile(counts_file) else {}
+    if os.path.isfile(counts_file):  # written by lpt_parameter_counts (the shipped configs add it)
+        with open(counts_file) as handle:
+            counts = json.load(handle)
     duration = metrics.get("training_duration")
     memory = [v for k, v in metrics.items() if k.startswith("peak_gpu_") and k.endswith("_memory_MB")] or \
              [v for k, v in metrics.items() if k.startswith("peak_worker_") and k.endswith("_memory_MB")]
@@ -124,7 +127,7 @@ def compare(
         for run in runs:
             run.name = method if run.seed is None else f"{method}_{run.name}"
             run.values = {"method": method}
-        finished |= finished_runs(paths[method], runs, output, rerun_changed=rerun_changed)
+        finished |= finished_runs(paths[method], runs, output, rerun_changed=rerun_changed, command="lpt-compare")
         todo += [(method, run) for run in runs]
     outcome = Comparison()
     progress = tqdm(todo, desc="lpt-compare", unit="run")

@@ -163,7 +163,9 @@ def sweep(config_path: str, grid: Grid, output: str, **options: Any) -> List[Dic
     return run_sweep(config_path, grid, output, **options).rows
 
 
-def finished_runs(config_path: str, runs: Sequence[Run], output: str, *, rerun_changed: bool) -> Set[str]:
+def finished_runs(
+    config_path: str, runs: Sequence[Run], output: str, *, rerun_changed: bool, command: str = "lpt-sweep"
+) -> Set[str]:
     """
     The runs already finished (`metrics.json` written) with the config the sweep would run now.
     One finished with another config is a ConfigurationError naming the first difference,
@@ -183,8 +185,8 @@ def finished_runs(config_path: str, runs: Sequence[Run], output: str, *, rerun_c
             stale.append(f"{run.name} ({found})")
     if stale and not rerun_changed:
         raise ConfigurationError(
-            f"lpt-sweep: {len(stale)} finished run(s) in {output} were trained with another config "
-            f"than this sweep's: {'; '.join(stale[:5])}. Pass --rerun-changed to train them again "
+            f"{command}: {len(stale)} finished run(s) in {output} were trained with another config "
+            f"than this one's: {'; '.join(stale[:5])}. Pass --rerun-changed to train them again "
             f"(their folders are replaced), or give another -s folder."
         )
     return finished

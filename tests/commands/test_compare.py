@@ -46,6 +46,10 @@ def test_two_methods_two_seeds_then_a_resume_that_trains_nothing(base, tmp_path)
     again = compare(base, out, methods=["late_prompt", "lora"], seeds=[1, 2])
     assert again.trained == [] and len(again.reused) == 4
     assert rows(os.path.join(out, "comparison.csv")) == table
+    # Other options for a method whose runs finished: refused (not silently mixed), unless
+    # --rerun-changed.
+    with pytest.raises(ConfigurationError, match=r"lpt-compare: 2 finished run\(s\) .* --rerun-changed"):
+        compare(base, out, methods=["lora"], seeds=[1, 2], method_options={"lora": {"r": 2}})
 
 
 def test_the_time_budget_stops_a_run_and_keeps_its_best_checkpoint(base, tmp_path):
