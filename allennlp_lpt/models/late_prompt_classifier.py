@@ -498,7 +498,7 @@ class LatePromptClassifier(Model):
         if self._encoder is None:
             # Every label's answer in a row of its own (the shared pass runs late prompt's
             # stacks).
-            batch = label.size(0) if label is not None else next(iter(tokens.values()))["token_ids"].size(0)
+            batch = util.get_token_ids_from_text_field_tensors(tokens).size(0)
             nll = self._answer_nll(
                 tokens, self._answer_ids[None].expand(batch, -1, -1),
                 self._answer_lengths[None].expand(batch, -1),

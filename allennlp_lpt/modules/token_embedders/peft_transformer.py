@@ -9,6 +9,7 @@ from allennlp_lpt.core.backbone import get_backbone, parse_backbone_dtype, share
 from allennlp_lpt.core.pretrained import PretrainedPart
 from allennlp_lpt.core.whole_models import give_lean_modules, prefix_as_cache
 from allennlp_lpt.modules.tuning_methods import TuningMethod
+from allennlp_lpt.modules.tuning_methods.tuning_method import import_peft
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class PeftTransformerEmbedder(TokenEmbedder):
         save_backbone: bool = True,
     ) -> None:
         super().__init__()
-        peft = _import_peft()
+        peft = import_peft("peft_transformer")
         backbone = get_backbone(model_name, dtype=parse_backbone_dtype(backbone_dtype), key="model_name")
         self.model_name = model_name
         self.family = backbone.family
@@ -136,8 +137,3 @@ class PeftTransformerEmbedder(TokenEmbedder):
         states = self.peft_model(**inputs).last_hidden_state
         return states[:, self._virtual_tokens:]
 
-
-def _import_peft():
-    from allennlp_lpt.modules.tuning_methods.tuning_method import import_peft
-
-    return import_peft("peft_transformer")
