@@ -1,4 +1,19 @@
+import platform
+import sys
+
 from setuptools import find_packages, setup
+
+# Archives are extracted with tarfile's `filter=` (allennlp_lpt/compat.py), which Python has from
+# 3.11.4 (and 3.10.12); the pinned requirements are those of Python 3.11, the version the README
+# sets up with.
+PYTHON_REQUIRES = ">=3.11.4"
+if sys.version_info < (3, 11, 4):
+    sys.exit(
+        f"allennlp-lpt needs Python 3.11.4 or later; this is Python {platform.python_version()}. "
+        f"It extracts model archives with tarfile's filter= argument (added in 3.11.4) and pins "
+        f"its requirements for Python 3.11. Create the environment with a newer Python, e.g. "
+        f"rm -rf .venv && make install PYTHON=python3.11."
+    )
 
 setup(
     name="allennlp-lpt",
@@ -6,7 +21,7 @@ setup(
     description="Late Prompt Tuning (Findings of EMNLP 2022) as AllenNLP components",
     packages=find_packages(include=["allennlp_lpt", "allennlp_lpt.*"]),
     package_data={"allennlp_lpt": ["py.typed"]},
-    python_requires=">=3.10",
+    python_requires=PYTHON_REQUIRES,
     # allennlp itself is installed with --no-deps (see Makefile): its metadata pins torch<1.13.
     install_requires=["torch>=2.0", "transformers==4.43.4", "accelerate==1.2.1", "peft==0.15.2"],
 )

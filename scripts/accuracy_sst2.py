@@ -26,7 +26,20 @@ ENCODER = "model.seq2vec_encoder"
 QUICKSTART = "training_configs/quickstart.jsonnet"
 
 
-def methods():
+def full_config(out: str) -> str:
+    """The quickstart with full fine-tuning swapped in, as `allennlp lpt-compare` swaps it."""
+    import allennlp_lpt  # noqa: F401  (registers the methods)
+    from allennlp_lpt.experiments.configs import load_config
+    from allennlp_lpt.experiments.methods import with_method
+
+    path = os.path.join(out, "full_finetune.json")
+    os.makedirs(out, exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(with_method(load_config(QUICKSTART, {}), "full"), handle, indent=2)
+    return path
+
+
+def methods(out: str):
     local = resolve_model_name(MODEL)
     runs = {}
     for k in (1, 3, 5):
@@ -35,7 +48,7 @@ def methods():
     runs["late_prompt_k3_cached"] = (QUICKSTART, {f"{LOWER}.cache": True})
     runs["prompt_tuning_k0"] = (QUICKSTART, {f"{LOWER}.prompt_layer": 0, f"{ENCODER}.prompt_layer": 0,
                                              f"{ENCODER}.generator": {"type": "static"}})
-    runs["full_finetune"] = ("training_configs/methods/quickstart_full.jsonnet", {f"{LOWER}.model_name": local})
+    runs["full_finetune"] = (full_config(out), {f"{LOWER}.model_name": local})
     runs["frozen_linear"] = ("training_configs/baselines/minilm_frozen_linear.jsonnet", {f"{LOWER}.model_name": local})
     return runs
 
@@ -53,7 +66,7 @@ def main() -> None:
     if args.train_examples:
         common["dataset_reader.max_instances"] = args.train_examples
         common["validation_dataset_reader"] = {"type": "lpt_tsv", "model_name": MODEL, "max_length": 128}
-    chosen = methods()
+    chosen = methods(args.out)
     if args.methods:
         chosen = {name: chosen[name] for name in args.methods.split(",")}
     os.makedirs(args.out, exist_ok=True)

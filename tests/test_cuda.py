@@ -155,7 +155,7 @@ def test_a_cached_training_step_on_cuda_never_waits_for_the_gpu(tiny_models, fam
     which raises at anything that makes the host wait for the GPU."""
     model, tokens = _keyed_cached_classifier(tiny_models, family)
     labels = torch.zeros(tokens["tokens"]["token_ids"].size(0), dtype=torch.long, device="cuda")
-    model(tokens=tokens)  # the first epoch: stores the states, checks the pairing
+    model(tokens=tokens)  # the first epoch: stores the states
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -173,7 +173,7 @@ def test_on_cuda_a_left_padded_mask_raises_at_the_next_batch_without_waiting(tin
     model, tokens = _keyed_cached_classifier(tiny_models, "roberta")
     encoder = model._seq2vec_encoder
     field = tokens["tokens"]
-    model(tokens=tokens)  # each half checks its pairing inside the model, at its first batch
+    model(tokens=tokens)  # the first batch (the pairing was checked when the model was built)
     states = model._text_field_embedder(tokens)
     left = field["mask"].flip(1)  # real tokens last
     torch.cuda.synchronize()

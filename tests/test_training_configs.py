@@ -14,26 +14,13 @@ from allennlp.common.util import prepare_environment
 from config_swap import CONFIGS, FIXTURES, ROOT, tiny_config
 
 ALL_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS, "**", "*.jsonnet"), recursive=True))
-METHOD_NAMES = ("lora", "ia3", "prompt_tuning", "prefix_tuning", "bitfit", "full")
-
-
-def _method_of(config: str):
-    """The method of a paper recipe's method config (`MODEL/METHOD/TASK_SETTING.jsonnet`)."""
-    parent = os.path.basename(os.path.dirname(config))
-    return parent if parent in METHOD_NAMES else None
-
-
-# The paper's method configs are each the lpt-compare swap of a late-prompt config (checked for
-# all of them below); one task per model and method is built, the rest would repeat it.
-METHOD_CONFIGS = [c for c in ALL_CONFIGS if _method_of(c) or os.path.basename(os.path.dirname(c)) == "methods"]
-BUILT = [c for c in ALL_CONFIGS if not _method_of(c) or os.path.basename(c) == "sst-2_few-shot.jsonnet"]
 
 
 def test_configs_exist():
     assert os.path.join(CONFIGS, "quickstart.jsonnet") in ALL_CONFIGS
 
 
-@pytest.mark.parametrize("config", BUILT, ids=lambda p: os.path.relpath(p, CONFIGS))
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
 def test_every_shipped_config_builds(config, tiny_models, tmp_path):
     params = Params.from_file(tiny_config(config, tiny_models, str(tmp_path)))
     prepare_environment(params)  # pops the seeds, as `allennlp train` does
@@ -112,43 +99,39 @@ def test_the_configs_task_knowledge_agrees_with_the_task_registry():
         assert config["trainer"]["validation_metric"] == "+" + task.metric
 
 
-def _late_prompt_base(config: str) -> str:
-    if _method_of(config):
-        return os.path.join(os.path.dirname(os.path.dirname(config)), os.path.basename(config))
-    return os.path.join(CONFIGS, "quickstart.jsonnet")
-
-
-@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
-def test_every_method_config_is_the_swap_lpt_compare_makes(config):
-    from allennlp_lpt.experiments.methods import with_method
-
-    method = _method_of(config) or os.path.basename(config)[len("quickstart_"):-len(".jsonnet")]
-    base = Params.from_file(_late_prompt_base(config)).as_dict(quiet=True)
-    shipped = Params.from_file(config).as_dict(quiet=True)
-    swapped = with_method(base, method)
-    for config_dict in (shipped, swapped):  # the same files, reached from another folder
-        for key in [k for k in config_dict if k.endswith("_data_path")]:
-            config_dict[key] = os.path.normpath(config_dict[key])
-    assert shipped == swapped
-
-
-def test_every_paper_config_has_every_method():
+def test_the_paper_grid_is_one_config_per_model_task_and_setting():
+    """The method comes from lpt-compare's swap, not from a file per method."""
+    assert len(ALL_CONFIGS) < 80
     for model in ("roberta-large", "gpt2-large"):
-        tasks = sorted(os.path.basename(c) for c in glob.glob(os.path.join(CONFIGS, model, "*.jsonnet")))
-        for method in METHOD_NAMES:
-            assert sorted(os.listdir(os.path.join(CONFIGS, model, method))) == tasks
+        assert not [d for d in os.listdir(os.path.join(CONFIGS, model)) if os.path.isdir(os.path.join(CONFIGS, model, d))]
 
 
-def test_the_method_defaults_agree_with_lpt_compare():
-    """experiments/methods.py holds lpt-compare's defaults, the libsonnet the configs'; they must
-    say the same."""
-    import _jsonnet
+@pytest.mark.parametrize("model", ["roberta-large", "gpt2-large"])
+def test_every_method_swaps_into_a_paper_config_that_builds(model, tiny_models, tmp_path):
+    """What `lpt-compare --configs-only` writes for every registered method builds and keeps the
+    paper's verbalizer head, data and trainer."""
+    from allennlp_lpt.experiments.methods import with_method
+    from allennlp_lpt.modules.tuning_methods import method_names
 
-    from allennlp_lpt.experiments.methods import BITFIT_GROUPS, DEFAULTS
+    base_path = tiny_config(os.path.join(CONFIGS, model, "sst-2_few-shot.jsonnet"), tiny_models, str(tmp_path))
+    base = Params.from_file(base_path).as_dict(quiet=True)
+    for method in method_names():
+        swapped = with_method(base, method)
+        assert swapped["model"]["type"] == "late_prompt_classifier"
+        assert {k: v for k, v in swapped.items() if k not in ("model", "trainer")} == \
+            {k: v for k, v in base.items() if k not in ("model", "trainer")}
+        params = Params(swapped)
+        prepare_environment(params)
+        trainer = TrainModel.from_params(params=params, serialization_dir=str(tmp_path / method), local_rank=0)
+        trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+        assert trainable, method
 
-    snippet = "local lpt = import 'common/lpt.libsonnet'; {defaults: lpt.methodDefaults, bitfit: lpt.bitfitGroups}"
-    mirrored = json.loads(_jsonnet.evaluate_snippet("check", snippet, jpathdir=[CONFIGS]))
-    assert set(mirrored["defaults"]) == set(DEFAULTS)
-    for name, defaults in DEFAULTS.items():
-        assert mirrored["defaults"][name] == {"lr": defaults.lr, "options": defaults.options}, name
-    assert mirrored["bitfit"] == BITFIT_GROUPS
+
+def test_the_methods_tables_are_the_generated_one():
+    """`allennlp lpt-methods` prints the table from the method classes; the documents show the
+    same table (regenerate it with that command when a method changes)."""
+    from allennlp_lpt.experiments.methods import methods_table
+
+    for document in ("training_configs/README.md",):
+        with open(os.path.join(ROOT, document)) as handle:
+            assert methods_table() in handle.read(), f"{document}: paste the output of `allennlp lpt-methods`"

@@ -25,9 +25,9 @@ class Compare(Subcommand):
         sub = parser.add_parser(self.name, description=description, help="Compare tuning methods.")
         sub.add_argument("config", help="the base training config (late prompt)")
         sub.add_argument("-s", "--serialization-dir", required=True, dest="output")
-        sub.add_argument("--methods", default="late_prompt,lora,ia3,prompt_tuning,prefix_tuning,bitfit,full",
-                         help="comma-separated: late_prompt, lora, ia3, prompt_tuning, prefix_tuning, "
-                              "bitfit, full (default: all)")
+        sub.add_argument("--methods", default="all",
+                         help="comma-separated method names (`allennlp lpt-methods` lists them), or "
+                              "all (the default)")
         sub.add_argument("--seeds", type=int, nargs="+", default=[],
                          help="training seeds: each sets random_seed, numpy_seed and pytorch_seed")
         sub.add_argument("-o", "--overrides", default="", help="overrides of the base config, for every method (JSON)")
@@ -37,6 +37,9 @@ class Compare(Subcommand):
         sub.add_argument("--time-budget", type=float, default=None,
                          help="seconds of training for every run (stopped there, best checkpoint kept); "
                               "raise trainer.num_epochs with -o so that every method can fill it")
+        sub.add_argument("--configs-only", action="store_true",
+                         help="write OUT/configs/METHOD.json (each a config for `allennlp train`) "
+                              "and stop, training nothing")
         sub.add_argument("--rerun-changed", action="store_true",
                          help="train again the finished runs whose saved config differs from this one's")
         sub.set_defaults(func=_run)
@@ -57,10 +60,17 @@ def _json(text: str, flag: str) -> dict:
 
 def _run(args: argparse.Namespace) -> None:
     # The comparison is imported when the command runs, not whenever the plugin loads.
-    from allennlp_lpt.experiments.compare import compare
+    from allennlp_lpt.experiments.compare import compare, method_configs
+    from allennlp_lpt.modules.tuning_methods import method_names
 
     packages = ["allennlp_lpt"] + [p for p in args.include_package if p != "allennlp_lpt"]
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = method_names() if args.methods.strip() == "all" else \
+        [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.configs_only:
+        paths = method_configs(args.config, methods, args.output, _json(args.overrides, "-o"),
+                               _json(args.method_options, "--method-options"), args.time_budget)
+        print("\n".join(paths.values()))
+        return
     outcome = compare(
         args.config, args.output, methods=methods, seeds=args.seeds,
         overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),

@@ -1,4 +1,5 @@
 import argparse
+import inspect
 import json
 import os
 import tarfile
@@ -7,22 +8,32 @@ from typing import Any
 
 import torch
 from allennlp.commands.subcommand import Subcommand
-from allennlp.common import Params
+from allennlp.common import Params, Registrable
 from allennlp.common.checks import ConfigurationError
 from allennlp.data import Vocabulary
 from allennlp.models import Model
 
-# Components whose frozen pretrained weights `model_name` restores.
-PRETRAINED_COMPONENTS = (
-    "late_prompt_transformer", "late_prompt_roberta", "late_prompt_gpt2", "late_prompt_classifier",
-)
+def restores_from_model_name(type_name: str) -> bool:
+    """Whether the component registered as `type_name` (in any AllenNLP registry) can leave its
+    frozen weights out of archives: its constructor takes `save_backbone`. Derived from the
+    components themselves, so a new one (a family's encoder, a tuning method's embedder) is
+    found without being listed."""
+    for registry in Registrable._registry.values():  # type: ignore[attr-defined]
+        entry = registry.get(type_name)
+        if entry is None:
+            continue
+        cls, constructor = entry
+        init = getattr(cls, constructor) if constructor else cls.__init__
+        if "save_backbone" in inspect.signature(init).parameters:
+            return True
+    return False
 
 
 def mark_lightweight(config: Any) -> int:
-    """Sets `save_backbone: false` on every late-prompt component; returns how many."""
+    """Sets `save_backbone: false` on every component that takes it; returns how many."""
     count = 0
     if isinstance(config, dict):
-        if config.get("type") in PRETRAINED_COMPONENTS:
+        if isinstance(config.get("type"), str) and restores_from_model_name(config["type"]):
             config["save_backbone"] = False
             count += 1
         for value in config.values():
@@ -46,7 +57,10 @@ def slim_archive(archive: str, output: str) -> None:
         config_path = os.path.join(folder, "config.json")
         config = json.load(open(config_path))
         if mark_lightweight(config) == 0:
-            raise ConfigurationError(f"{archive} has no late-prompt component to make lightweight")
+            raise ConfigurationError(
+                f"{archive} has no component that restores frozen weights from model_name "
+                f"(those that take save_backbone), so it cannot be made lighter."
+            )
         weights = torch.load(os.path.join(folder, "weights.th"), map_location="cpu", weights_only=True)
         vocab = Vocabulary.from_files(os.path.join(folder, "vocabulary"))
         rebuilt = Model.from_params(vocab=vocab, params=Params(json.loads(json.dumps(config["model"]))))

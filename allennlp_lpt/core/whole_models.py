@@ -32,10 +32,12 @@ def give_lean_modules(model: PreTrainedModel) -> None:
 
 def prefix_as_cache(model: torch.nn.Module) -> None:
     """
-    PEFT 0.12's prefix tuning hands its keys and values over as tuples; transformers 4.43's
-    Mistral and Qwen2 convert tuples to a `DynamicCache` only in eval mode and fail in
-    training. A pre-hook on `model` (the transformer PEFT calls) does the conversion that Llama
-    does itself.
+    transformers 4.43's Mistral and Qwen2 convert past keys and values given as tuples to a
+    `DynamicCache` only in eval mode and fail in training. PEFT 0.15.2's prefix tuning (the
+    pinned release) already hands them over as a `DynamicCache` for these decoder-only models;
+    earlier releases (0.12) handed over tuples. A pre-hook on `model` (the transformer PEFT
+    calls) converts any tuples that still arrive, as Llama does itself, so the prefix never
+    depends on the PEFT release's format.
     """
     from transformers import DynamicCache
 

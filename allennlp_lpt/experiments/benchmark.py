@@ -2,10 +2,11 @@
 Training-step cost of late prompt tuning against its peers, side by side in one process.
 
 Every method trains a sequence classifier on the same random-weight backbone and the same random
-batch: full fine-tuning, PEFT's prompt tuning, prefix tuning (P-tuning v2 style) and LoRA, and
-late prompt tuning through this package's own AllenNLP components (the `basic_classifier` path
-that `allennlp train` runs), without and with the lower-layer cache. `allennlp lpt-benchmark`
-is the command-line entry.
+batch: each registered tuning method (`allennlp_lpt/modules/tuning_methods/`: full fine-tuning,
+BitFit, and PEFT's LoRA, (IA)^3, prompt tuning and prefix tuning, with the defaults lpt-compare
+uses) on HuggingFace's classifier, and late prompt tuning through this package's own AllenNLP
+components (the `basic_classifier` path that `allennlp train` runs), without and with the
+lower-layer cache. `allennlp lpt-benchmark` is the command-line entry.
 """
 import contextlib
 import dataclasses
@@ -27,8 +28,22 @@ import torch
 
 from allennlp_lpt.experiments.tables import markdown_table
 
-METHODS = ("full", "prompt_tuning", "prefix_tuning", "lora", "late_prompt", "late_prompt_cached")
-PEFT_METHODS = ("prompt_tuning", "prefix_tuning", "lora")
+CACHED = "late_prompt_cached"
+
+
+def methods() -> Tuple[str, ...]:
+    """What can be timed: every registered tuning method, and late prompt with its cache."""
+    from allennlp_lpt.modules.tuning_methods import method_names
+
+    names = method_names()
+    return tuple(names[:1]) + (CACHED,) + tuple(names[1:])
+
+
+def _is_peft(method: str) -> bool:
+    from allennlp_lpt.modules.tuning_methods import PeftMethod, TuningMethod
+
+    return not method.startswith("late_prompt") and issubclass(TuningMethod.by_name(method), PeftMethod)
+
 
 # The standard configs' shapes: (hidden, layers, heads, intermediate).
 SHAPES: Dict[str, Dict[str, Tuple[int, int, int, int]]] = {
@@ -50,7 +65,8 @@ class Settings:
     length: int = 128
     device: str = "cpu"
     precision: str = "fp32"
-    methods: Tuple[str, ...] = METHODS
+    # Default: every method (`methods()`).
+    methods: Tuple[str, ...] = ()
     steps: int = 10
     warmup: int = 3
     prompt_layer: Optional[int] = None
@@ -93,9 +109,11 @@ class Settings:
                 f"--length {self.length}: {model} has positions for 1 to {self._max_positions} "
                 f"tokens; give --length {self._max_positions} or less"
             )
-        unknown = [m for m in self.methods if m not in METHODS]
+        known = methods()
+        self.methods = tuple(self.methods) or known
+        unknown = [m for m in self.methods if m not in known]
         if unknown:
-            raise ValueError(f"--methods: unknown {unknown}; use any of {', '.join(METHODS)}")
+            raise ValueError(f"--methods: unknown {unknown}; use any of {', '.join(known)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision {self.precision}: use one of {', '.join(PRECISIONS)}")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -186,13 +204,17 @@ def _training_step(
 
 
 def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
+    """A HuggingFace sequence classifier with `method` applied as its class does it
+    (`TuningMethod.apply_to_classifier`), with its default options."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from allennlp_lpt.core import family_for_config
     from allennlp_lpt.core.family import quiet_hf_loading
-    from allennlp_lpt.core.whole_models import give_lean_modules, prefix_as_cache
+    from allennlp_lpt.core.whole_models import give_lean_modules
+    from allennlp_lpt.modules.tuning_methods import TuningMethod
 
-    frozen_dtype = getattr(torch, settings.backbone_dtype) if method in PEFT_METHODS else torch.float32
+    # PEFT's methods keep a frozen base, stored as late prompt's is; the others train it.
+    frozen_dtype = getattr(torch, settings.backbone_dtype) if _is_peft(method) else torch.float32
     family = family_for_config(AutoConfig.from_pretrained(folder), folder)
     options = {}
     if settings.peers == "fair" and not family.lean_attention_fits_hf_layers:
@@ -203,25 +225,13 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
         )
     if settings.peers == "fair":
         give_lean_modules(model)
-    if method in PEFT_METHODS:
-        import peft
-
-        task = peft.TaskType.SEQ_CLS
-        if method == "prompt_tuning":
-            config = peft.PromptTuningConfig(task_type=task, num_virtual_tokens=20)
-        elif method == "prefix_tuning":  # P-tuning v2: trainable key/value prefixes in every layer
-            config = peft.PrefixTuningConfig(task_type=task, num_virtual_tokens=20)
-        else:
-            # The family's attention projections (GPT-2's are Conv1D: fan_in_fan_out).
-            config = peft.LoraConfig(task_type=task, r=8, lora_alpha=16,
-                                     target_modules=list(family.attention_projections),
-                                     fan_in_fan_out=family.name == "gpt2")
-        if method == "prefix_tuning" and not family.lean_attention_fits_hf_layers:
-            prefix_as_cache(model.base_model)
-        model = peft.get_peft_model(model, config)
-        for parameter in model.parameters():  # what trains stays float32, as late prompt's generator
-            if parameter.requires_grad:
-                parameter.data = parameter.data.float()
+    for parameter in model.parameters():  # the method says what trains
+        parameter.requires_grad_(False)
+    cls = TuningMethod.by_name(method)
+    model = cls.checked({}, key=f"--methods {method}").apply_to_classifier(model, family, folder)
+    for parameter in model.parameters():  # what trains stays float32, as late prompt's generator
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
     device = torch.device(settings.device)
     model.to(device).train()
     ids, mask, labels = _batch(settings, model.config.vocab_size, device)
@@ -268,7 +278,7 @@ def _late_prompt_batches(settings: Settings, vocab_size: int, device: torch.devi
     from allennlp_lpt.core.cache import RowKeys, instance_key
 
     batches = []
-    for seed in range(epoch_length("late_prompt_cached" if cached else "late_prompt", settings)):
+    for seed in range(epoch_length(CACHED if cached else "late_prompt", settings)):
         ids, mask, labels = _batch(settings, vocab_size, device, seed=seed)
         tokens = {"token_ids": ids, "mask": mask, "type_ids": torch.zeros_like(ids)}
         if cached:
@@ -307,12 +317,12 @@ def _late_prompt(settings: Settings, folder: str, cached: bool) -> Tuple[torch.n
 def epoch_length(method: str, settings: Settings) -> int:
     """Distinct batches a method cycles through: one, except the cached method, whose timed
     steps must each read a batch stored in an earlier, untimed pass (a real second epoch)."""
-    return settings.steps if method == "late_prompt_cached" else 1
+    return settings.steps if method == CACHED else 1
 
 
 def build_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.Module, Step]:
     if method.startswith("late_prompt"):
-        return _late_prompt(settings, folder, cached=method == "late_prompt_cached")
+        return _late_prompt(settings, folder, cached=method == CACHED)
     return _hf_method(method, settings, folder)
 
 
@@ -471,7 +481,7 @@ def _run(settings: Settings, progress: Callable[[str], None]) -> List[Dict[str, 
             "backbone_dtype": settings.backbone_dtype, "compile": settings.compile,
         }
         for method in settings.methods:
-            problem = peft_problem() if method in PEFT_METHODS else None
+            problem = peft_problem() if _is_peft(method) else None
             if problem is not None:
                 rows.append({"method": method, **common, "error": problem})
                 progress(f"{method}: skipped, {problem}")

@@ -1,57 +1,40 @@
 """
-The tuning methods `allennlp lpt-compare` puts side by side, each with its documented defaults,
-and how a late-prompt training config becomes the same config with another method: the data,
-reader, head, trainer and seeds stay; only the part of the model that trains changes.
+How a late-prompt training config becomes the same config with another tuning method: the data,
+reader, head, trainer and seeds stay; only the part of the model that trains changes. What each
+method brings (its embedder, learning rate, options, optimizer groups) comes from its class in
+`allennlp_lpt/modules/tuning_methods/`; this module holds only the swap that is the same for all.
 """
 import copy
-from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence, Type
 
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_lpt.core.family import family_for_config, load_backbone_config
+from allennlp_lpt.experiments.tables import markdown_table
+from allennlp_lpt.modules.tuning_methods import TuningMethod, method_names
 
-
-@dataclass(frozen=True)
-class MethodDefaults:
-    """A method's learning rate (None: the base config's) and options, and where they come from."""
-
-    lr: Optional[float]
-    options: Dict[str, Any] = field(default_factory=dict)
-    source: str = ""
-
-
-# training_configs/README.md tabulates these; tests/test_training_configs.py checks it agrees.
-DEFAULTS: Dict[str, MethodDefaults] = {
-    "late_prompt": MethodDefaults(None, {}, "the base config (late prompt tuning paper: 1e-3 for RoBERTa)"),
-    "lora": MethodDefaults(5e-4, {"r": 8, "alpha": 8, "dropout": 0.1},
-                           "LoRA paper (Hu et al. 2021), RoBERTa-base on GLUE: r 8, alpha 8, lr 5e-4"),
-    "ia3": MethodDefaults(3e-3, {}, "(IA)^3 paper (Liu et al. 2022): lr 3e-3; PEFT's target modules"),
-    "prompt_tuning": MethodDefaults(3e-2, {"num_virtual_tokens": 20},
-                                    "PEFT's prompt-tuning examples (AdamW 3e-2); 20 tokens as in the benchmark"),
-    "prefix_tuning": MethodDefaults(1e-2, {"num_virtual_tokens": 20},
-                                    "P-tuning v2 (Liu et al. 2022): lr 5e-3 to 1e-2, prefixes of 8 to 20"),
-    "bitfit": MethodDefaults(1e-3, {}, "BitFit paper (Ben Zaken et al. 2022): lr 1e-3"),
-    "full": MethodDefaults(5e-5, {}, "BERT paper (Devlin et al. 2019) fine-tuning range 2e-5 to 5e-5"),
-}
-METHODS = tuple(DEFAULTS)
-PEFT_METHODS = ("lora", "ia3", "prompt_tuning", "prefix_tuning")
 LATE_PROMPT_ENCODERS = ("late_prompt_roberta", "late_prompt_gpt2", "late_prompt_causal")
-# BitFit: every backbone weight but the biases is frozen through the optimizer's parameter
-# groups (AllenNLP's `requires_grad: false`); biases train without weight decay.
-BITFIT_GROUPS = [
-    [["^_text_field_embedder\\..*(?<!\\.bias)$"], {"requires_grad": False}],
-    [["\\.bias$"], {"weight_decay": 0.0}],
-]
 
 
-def check_methods(methods: Any, *, flag: str = "--methods") -> None:
-    unknown = [m for m in methods if m not in DEFAULTS]
+def method_class(method: str, *, flag: str = "--methods") -> Type[TuningMethod]:
+    """The registered method called `method`, or a ConfigurationError listing them."""
+    check_methods([method], flag=flag)
+    return TuningMethod.by_name(method)
+
+
+def check_methods(methods: Sequence[str], *, flag: str = "--methods") -> None:
+    """Every entry a registered method, none twice, at least one; else a ConfigurationError
+    naming `flag`."""
+    known = method_names()
+    unknown = [m for m in methods if m not in known]
     if unknown or not methods:
         raise ConfigurationError(
-            f"{flag}: unknown method(s) {unknown}; choose from {', '.join(METHODS)}."
-            if unknown else f"{flag}: give at least one of {', '.join(METHODS)}."
+            f"{flag}: unknown method(s) {unknown}; choose from {', '.join(known)}."
+            if unknown else f"{flag}: give at least one of {', '.join(known)}."
         )
+    repeated = sorted({m for m in methods if list(methods).count(m) > 1})
+    if repeated:
+        raise ConfigurationError(f"{flag}: {', '.join(repeated)} given more than once; give each method once.")
 
 
 def _late_prompt_parts(config: Dict[str, Any], source: str) -> Dict[str, Any]:
@@ -87,46 +70,57 @@ def with_method(
 ) -> Dict[str, Any]:
     """
     `config` (a late-prompt training config, as a dict) with `method` in place of late prompt:
-    the method's embedder (`peft_transformer`, or `pretrained_transformer` for full fine-tuning
-    and BitFit) where `late_prompt_transformer` was, the same head (a pooler over the final
-    states where the late-prompt encoder pooled, or the verbalizer without an encoder), the
-    method's learning rate. `options` change the defaults: `lr`, and the method's own
-    (`r`, `alpha`, `num_virtual_tokens`, ...).
+    the method's embedder where `late_prompt_transformer` was, the same head (a pooler over the
+    final states where the late-prompt encoder pooled, or the verbalizer without an encoder),
+    the method's learning rate and optimizer groups. `options` change the defaults: `lr`, and
+    the method's own (`r`, `alpha`, `num_virtual_tokens`, ...), checked here.
     """
-    check_methods([method], flag="method")
-    defaults = DEFAULTS[method]
-    chosen = dict(defaults.options, **(options or {}))
-    lr = chosen.pop("lr", defaults.lr)
+    cls = method_class(method, flag="method")
+    chosen = dict(options or {})
+    lr = chosen.pop("lr", cls.lr)
+    cls.checked(chosen, key=f"--method-options {method}")  # a bad option fails before training
+    chosen = dict(cls.options(), **chosen)
     config = copy.deepcopy(config)
     tokens = _late_prompt_parts(config, source)
     if lr is not None:
         config.setdefault("trainer", {}).setdefault("optimizer", {})["lr"] = lr
-    if method == "late_prompt":
-        if chosen:
-            raise ConfigurationError(f"late_prompt takes no options besides lr here (got {sorted(chosen)}); "
-                                     f"change the base config with -o instead.")
+    embedder = cls.embedder(tokens, chosen)
+    if embedder is None:  # late prompt: the base config is the method's config
         return config
-    model_name = tokens["model_name"]
+    groups = cls.parameter_groups()
+    if groups is not None:
+        config["trainer"]["optimizer"]["parameter_groups"] = groups
     model = config["model"]
-    if method in PEFT_METHODS:
-        embedder: Dict[str, Any] = {"type": "peft_transformer", "model_name": model_name,
-                                    "method": {"type": method, **chosen}}
-        for key in ("backbone_dtype", "save_backbone"):
-            if key in tokens:
-                embedder[key] = tokens[key]
-    else:
-        if chosen:
-            raise ConfigurationError(f"{method} takes no options besides lr (got {sorted(chosen)}).")
-        embedder = {"type": "pretrained_transformer", "model_name": model_name, "train_parameters": True}
-        if method == "bitfit":
-            config["trainer"]["optimizer"]["parameter_groups"] = copy.deepcopy(BITFIT_GROUPS)
     model["text_field_embedder"]["token_embedders"]["tokens"] = embedder
     if model.get("type") == "basic_classifier":
-        backbone = load_backbone_config(model_name)
-        hidden = family_for_config(backbone, model_name).hidden_size(backbone)
+        backbone = load_backbone_config(tokens["model_name"])
+        hidden = family_for_config(backbone, tokens["model_name"]).hidden_size(backbone)
         model["seq2vec_encoder"] = _pooler(model["seq2vec_encoder"], hidden)
     else:
         model.pop("encoder")
-    reader = config.get("dataset_reader", {})
-    reader.pop("cache_keys", None)  # only late prompt caches states
+    config.get("dataset_reader", {}).pop("cache_keys", None)  # only late prompt caches states
     return config
+
+
+def _number(value: Any) -> str:
+    """1e-3 rather than 0.001; integers and words as they are."""
+    if value is None:
+        return "the base config's"
+    if isinstance(value, float):
+        return f"{value:.0e}".replace("e-0", "e-").replace("e+00", "") if value < 1 else f"{value:g}"
+    return str(value)
+
+
+def methods_table() -> str:
+    """Every registered method as a markdown table (what `allennlp lpt-methods` prints and the
+    READMEs show): its component, what trains, learning rate and search range, options, source."""
+    rows: List[List[str]] = []
+    for name in method_names():
+        cls = TuningMethod.by_name(name)
+        options = ", ".join(f"{key} {_number(value)}" for key, value in cls.options().items())
+        low, high = cls.lr_range
+        rows.append([f"`{name}`", cls.title, f"`{cls.component}`", cls.trains, _number(cls.lr),
+                     f"{_number(low)} .. {_number(high)}", options or "-", cls.source])
+    return markdown_table(
+        ["method", "name", "component", "trains", "learning rate", "search range", "options", "source"], rows
+    )

@@ -12,7 +12,7 @@ from allennlp.training.metrics import CategoricalAccuracy, F1Measure
 from transformers import AutoTokenizer
 
 from allennlp_lpt.core import resolve_model_name
-from allennlp_lpt.core.backbone import get_backbone, shared_copy
+from allennlp_lpt.core.backbone import Backbone, get_backbone, shared_copy
 from allennlp_lpt.core.family import BackboneFamily, family_for_config
 from allennlp_lpt.core.cache import RowKeys, answer_key
 from allennlp_lpt.core.checks import BatchCheck
@@ -56,11 +56,11 @@ def _paired_embedder(text_field_embedder: TextFieldEmbedder, encoder: Seq2VecEnc
     return embedders[0]
 
 
-def _whole_transformer(text_field_embedder: TextFieldEmbedder) -> Tuple[str, Type[BackboneFamily]]:
+def _whole_transformer(text_field_embedder: TextFieldEmbedder) -> Tuple[str, Type[BackboneFamily], Backbone]:
     """
     Without an encoder, the text field embedder's one token embedder that runs a whole
-    transformer (`peft_transformer`, AllenNLP's `pretrained_transformer`): its model name and
-    family.
+    transformer (`peft_transformer`, AllenNLP's `pretrained_transformer`): its model name, its
+    family and the shared backbone the verbalizer's LM head comes from.
     """
     embedders = [
         module for module in text_field_embedder.modules()
@@ -75,15 +75,21 @@ def _whole_transformer(text_field_embedder: TextFieldEmbedder) -> Tuple[str, Typ
         )
     embedder = embedders[0]
     if isinstance(embedder, PeftTransformerEmbedder):
-        return embedder.model_name, embedder.family
+        # The backbone the embedder's frozen weights are, in its backbone_dtype: the head's
+        # weights are then the same tensors (tied ones with its embeddings), not a second load.
+        return embedder.model_name, embedder.family, embedder.backbone
     config = embedder.transformer_model.config
-    return config.name_or_path, family_for_config(config, config.name_or_path)
+    # AllenNLP's embedder loads and trains a model of its own (float32); the head, frozen,
+    # comes from the process's float32 backbone.
+    model_name = config.name_or_path
+    return model_name, family_for_config(config, model_name), get_backbone(model_name)
 
 
-def _shared_lm_head(model_name: str, dtype: torch.dtype) -> PretrainedHead:
-    """The LM head of the shared backbone of `model_name`: one load, tied weights tied."""
+def _shared_lm_head(backbone: Backbone, model_name: str) -> PretrainedHead:
+    """The LM head of the shared `backbone` of `model_name`, in its dtype: no second load,
+    tied weights tied."""
     try:
-        head = get_backbone(model_name, dtype=dtype).lm_head(model_name=model_name)
+        head = backbone.lm_head(model_name=model_name)
     except ConfigurationError as error:
         raise ConfigurationError(
             f"{error.message} The verbalizer of late_prompt_classifier reads one; use "
@@ -115,7 +121,11 @@ class LatePromptClassifier(Model):
     vocab : `Vocabulary`
     text_field_embedder : `TextFieldEmbedder`
         Holding one `late_prompt_transformer` embedder (with `encoder`), or one
-        `peft_transformer` or `pretrained_transformer` embedder (without).
+        `peft_transformer` or `pretrained_transformer` embedder (without). The frozen LM head
+        is the one of the shared backbone the encoder or the `peft_transformer` already reads,
+        in its `backbone_dtype` (its weights the same tensors, no second load); a
+        `pretrained_transformer` trains a model of its own, so the head comes from the float32
+        backbone. The head's logits are taken in float32.
     encoder : `Seq2VecEncoder`, optional
         A `late_prompt_roberta`, `late_prompt_gpt2` or `late_prompt_causal` encoder of the same
         model and prompt layer as the embedder's `late_prompt_transformer`. Leave it out where
@@ -166,14 +176,13 @@ class LatePromptClassifier(Model):
                 name for name, module in text_field_embedder.named_modules() if module is lower
             )
             self._model_name, family = encoder.model_name, encoder.family
-            dtype = encoder.upper.backbone.spec.dtype
+            backbone = encoder.upper.backbone
         else:
-            self._model_name, family = _whole_transformer(text_field_embedder)
-            dtype = torch.float32
+            self._model_name, family, backbone = _whole_transformer(text_field_embedder)
         self._label_namespace = label_namespace
         self._causal = family.is_causal
         self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(self._model_name))
-        self._lm_head = _shared_lm_head(self._model_name, dtype)
+        self._lm_head = _shared_lm_head(backbone, self._model_name)
         self._lm_head.save_weights = save_backbone
 
         spec = None if task is None else get_task(task, key="model.task")

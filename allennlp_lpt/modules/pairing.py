@@ -1,32 +1,46 @@
 """
 Checks that a model's late-prompt halves belong together: a `late_prompt_transformer` embedder
-feeding a late-prompt encoder of the same model and prompt layer, and nothing else on either side.
+feeding a late-prompt encoder of the same model, prompt layer and backbone dtype, and nothing
+else on either side.
 
-AllenNLP builds a `basic_classifier`'s embedder and encoder separately, and they meet only
-inside its `forward`. So each half checks the model it runs in at its first batch
-(`check_running_model`), from the module tree of that model, and nothing is kept between models
-or processes. `late_prompt_classifier`, which receives both halves, checks them at construction
-(`check_pair`).
+The halves are recognised by their roles (`modules.halves`), so this module imports neither
+component. `check_model` runs on a whole model when it is built: AllenNLP's models
+(`basic_classifier`, ...) apply their `initializer` to themselves at the end of their
+constructors, and `allennlp_lpt.compat` runs the check there; `late_prompt_classifier`, which
+receives both halves, checks them itself (`check_pair`). A model class of one's own that applies
+no initializer calls `check_model(self)` at the end of its constructor.
 """
-import sys
-from typing import Dict, List, Optional, Protocol, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.registrable import Registrable
 from allennlp.modules.token_embedders import TokenEmbedder
 
-
-class _Half(Protocol):
-    model_name: str
-    prompt_layer: int
+from allennlp_lpt.modules.halves import LatePromptHalf, LowerHalf, UpperHalf
 
 
 def check_pair(
-    lower: _Half, upper: _Half, *, lower_key: str = "the late_prompt_transformer embedder",
+    lower: LatePromptHalf,
+    upper: LatePromptHalf,
+    *,
+    lower_key: str = "the late_prompt_transformer embedder",
     upper_key: str = "the encoder",
 ) -> None:
-    """Raises a ConfigurationError unless both halves describe the same split of one backbone."""
+    """
+    Raises a ConfigurationError unless both halves describe the same split of one backbone.
+
+    # Parameters
+
+    lower : `LatePromptHalf`
+        The half below the prompt (the embedder).
+    upper : `LatePromptHalf`
+        The half from the prompt up (the encoder).
+    lower_key : `str`, optional
+        How the message names `lower`: its config key where it is known.
+    upper_key : `str`, optional
+        How the message names `upper`.
+    """
     problems = []
     if lower.model_name != upper.model_name:
         problems.append(
@@ -38,12 +52,10 @@ def check_pair(
             f"prompt_layer: {lower_key} stops after layer {lower.prompt_layer} but {upper_key} "
             f"starts after layer {upper.prompt_layer}"
         )
-    lower_dtype = getattr(lower, "backbone_dtype", "float32")
-    upper_dtype = getattr(upper, "backbone_dtype", "float32")
-    if lower_dtype != upper_dtype:
+    if lower.backbone_dtype != upper.backbone_dtype:
         problems.append(
-            f"backbone_dtype: {lower_key} stores the backbone in {lower_dtype} but {upper_key} "
-            f"in {upper_dtype}"
+            f"backbone_dtype: {lower_key} stores the backbone in {lower.backbone_dtype} but "
+            f"{upper_key} in {upper.backbone_dtype}"
         )
     if problems:
         raise ConfigurationError(
@@ -51,42 +63,6 @@ def check_pair(
             + ". Give both the same model_name, prompt_layer and backbone_dtype (a jsonnet local "
             "shared by both keeps them equal)."
         )
-
-
-def running_model(module: torch.nn.Module) -> Optional[torch.nn.Module]:
-    """
-    The outermost module whose `forward` (or other method) is on the call stack and contains
-    `module`: the model being run. None when `module` is called on its own.
-    """
-    root = None
-    frame = sys._getframe(1)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, torch.nn.Module) and candidate is not module and any(
-            child is module for child in candidate.modules()
-        ):
-            root = candidate
-        frame = frame.f_back  # type: ignore[assignment]
-    return root
-
-
-def check_running_model(module: torch.nn.Module) -> None:
-    """Checks the pairing of every late-prompt half in the model that is running `module`."""
-    root = running_model(module)
-    if root is not None:
-        check_model(root)
-
-
-class PairedHalf:
-    """Mixin of the embedder and the encoders: at its first batch, a half checks the pairing of
-    the model it runs in (`check_running_model`), once."""
-
-    _pairing_checked: bool = False
-
-    def check_pairing_once(self) -> None:
-        if not self._pairing_checked:
-            check_running_model(self)  # type: ignore[arg-type]
-            self._pairing_checked = True
 
 
 def config_key(module_path: str) -> str:
@@ -119,20 +95,15 @@ Found = List[Tuple[str, torch.nn.Module]]
 
 
 def find_halves(root: torch.nn.Module) -> Tuple[Found, Found, Found]:
-    """(path, module) of every late-prompt embedder, every late-prompt encoder, and every other
-    token embedder (outermost only) in `root`."""
-    from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
-    from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
-        LatePromptTransformerEmbedder,
-    )
-
+    """(path, module) of every lower half (late-prompt embedder), every upper half (late-prompt
+    encoder), and every other token embedder (outermost only) in `root`."""
     embedders: Found = []
     encoders: Found = []
     others: Found = []
     for path, child in root.named_modules():
-        if isinstance(child, LatePromptTransformerEmbedder):
+        if isinstance(child, LowerHalf):
             embedders.append((path, child))
-        elif isinstance(child, LatePromptEncoder):
+        elif isinstance(child, UpperHalf):
             encoders.append((path, child))
         elif isinstance(child, TokenEmbedder) and not any(
             path.startswith(inner + ".") for inner, _ in others
@@ -146,8 +117,13 @@ def check_model(root: torch.nn.Module) -> None:
     Raises a ConfigurationError, naming the config keys, when the late-prompt halves in `root`
     do not pair up: an encoder with no `late_prompt_transformer` embedder in front (another
     embedder would hand it final states, and it would run the upper layers a second time), an
-    embedder whose layer-k states go to any other encoder, or two halves of different models or
-    prompt layers.
+    embedder whose layer-k states go to any other encoder, or two halves of different models,
+    prompt layers or backbone dtypes.
+
+    # Parameters
+
+    root : `torch.nn.Module`
+        The whole model, built: its submodules' attribute paths become the config keys named.
     """
     embedders, encoders, others = find_halves(root)
     if not embedders and not encoders:

@@ -74,11 +74,14 @@ def test_method_options_change_the_defaults(base, tmp_path):
 
 
 @pytest.mark.parametrize("methods, options, budget, message", [
-    (["late_prompt", "adapters"], {}, None, r"--methods: unknown method\(s\) \['adapters'\]; choose from late_prompt, lora"),
+    (["late_prompt", "adapters"], {}, None, r"--methods: unknown method\(s\) \['adapters'\]; choose from late_prompt, bitfit, full, ia3, lora"),
     ([], {}, None, "--methods: give at least one"),
     (["lora"], {"ia3": {}}, None, r"--method-options: \['ia3'\] are not among --methods"),
     (["lora"], {}, 0.0, "--time-budget 0.0: give a number of seconds above 0"),
     (["full"], {"full": {"r": 4}}, None, r"full takes no options besides lr"),
+    (["lora"], {"lora": {"rank": 4}}, None, r"lora takes r, alpha, dropout, target_modules \(and lr\); got rank"),
+    (["lora"], {"lora": {"r": 0}}, None, r"r=0: give an integer of 1 or more"),
+    (["lora", "late_prompt", "lora"], {}, None, r"--methods: lora given more than once"),
 ])
 def test_bad_flags_are_configuration_errors(base, tmp_path, methods, options, budget, message):
     with pytest.raises(ConfigurationError, match=message):
@@ -89,3 +92,22 @@ def test_a_base_config_without_late_prompt_is_refused(tmp_path):
     config = Params.from_file(os.path.join(CONFIGS, "baselines", "minilm_frozen_linear.jsonnet")).as_dict(quiet=True)
     with pytest.raises(ConfigurationError, match="lpt-compare needs a late-prompt training config"):
         with_method(config, "lora", source="minilm_frozen_linear.jsonnet")
+
+
+def test_configs_only_writes_each_methods_config_for_allennlp_train(base, tmp_path):
+    """`--configs-only`: the swapped configs, written for `allennlp train`, and no run."""
+    import subprocess
+    import sys
+
+    from config_swap import ROOT
+
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "allennlp", "lpt-compare", base, "-s", str(out), "--methods", "lora,full",
+         "--configs-only"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(out)) == ["configs"]
+    assert sorted(os.listdir(out / "configs")) == ["full.json", "lora.json"]
+    expected = with_method(Params.from_file(base).as_dict(quiet=True), "lora")
+    assert json.load(open(out / "configs" / "lora.json")) == expected

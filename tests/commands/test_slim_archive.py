@@ -24,6 +24,7 @@ def _weights(archive):
     ("roberta-large/sst-2_full-data.jsonnet", "roberta"),
     ("gpt2-large/sst-2_full-data.jsonnet", "gpt2"),
     ("quickstart.jsonnet", "bert"),
+    ("quickstart_causal.jsonnet", "llama"),
 ])
 def test_slim_archive_predicts_like_the_full_one(tiny_models, tmp_path, config, family):
     path = tiny_config(os.path.join(CONFIGS, config), tiny_models, str(tmp_path), family=family, epochs=1)
@@ -38,6 +39,24 @@ def test_slim_archive_predicts_like_the_full_one(tiny_models, tmp_path, config, 
     got = Predictor.from_archive(load_archive(slim)).predict_batch_json(SENTENCES)
     for a, b in zip(expected, got):
         assert a["label"] == b["label"]
+        assert a["probs"] == pytest.approx(b["probs"], abs=1e-6)
+
+
+def test_a_peft_archive_slims_to_its_adapter(tiny_models, tmp_path):
+    """The components that can restore frozen weights are found from their constructors, so
+    peft_transformer is slimmed like the late-prompt halves."""
+    from allennlp_lpt.experiments.methods import with_method
+
+    path = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="bert", epochs=1)
+    (tmp_path / "lora.json").write_text(json.dumps(with_method(json.load(open(path)), "lora")))
+    train_model_from_file(str(tmp_path / "lora.json"), str(tmp_path / "run"))
+    full, slim = str(tmp_path / "run" / "model.tar.gz"), str(tmp_path / "slim.tar.gz")
+    slim_archive(full, slim)
+    kept = _weights(slim)
+    assert kept and all("lora_" in k or k.startswith("_classification_layer") for k in kept), sorted(kept)
+    expected = Predictor.from_archive(load_archive(full)).predict_batch_json(SENTENCES)
+    got = Predictor.from_archive(load_archive(slim)).predict_batch_json(SENTENCES)
+    for a, b in zip(expected, got):
         assert a["probs"] == pytest.approx(b["probs"], abs=1e-6)
 
 

@@ -38,10 +38,9 @@ def same_trained_values(ours, theirs):
             b.copy_(a)
 
 
-def test_masked_lm_logits_over_lora_are_peft_own(tiny_models):
-    folder = tiny_models["roberta"]
-    model = classifier({"type": "peft_transformer", "model_name": folder,
-                        "method": {"type": "lora", "r": 4, "alpha": 8}}).eval()
+def _peft_lora_reference(model, folder):
+    """PEFT's own LoRA masked LM over `folder` with `model`'s trained values, and a batch of
+    two templated sentences for both (the tokenizer, its encoding, AllenNLP's tensors)."""
     theirs = peft.get_peft_model(AutoModelForMaskedLM.from_pretrained(folder),
                                  peft.LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"])).eval()
     same_trained_values(model, theirs)
@@ -50,6 +49,14 @@ def test_masked_lm_logits_over_lora_are_peft_own(tiny_models):
                         padding=True, return_tensors="pt")
     tokens = {"tokens": {"token_ids": encoded["input_ids"], "mask": encoded["attention_mask"].bool(),
                          "type_ids": torch.zeros_like(encoded["input_ids"])}}
+    return theirs, tokenizer, encoded, tokens
+
+
+def test_masked_lm_logits_over_lora_are_peft_own(tiny_models):
+    folder = tiny_models["roberta"]
+    model = classifier({"type": "peft_transformer", "model_name": folder,
+                        "method": {"type": "lora", "r": 4, "alpha": 8}}).eval()
+    theirs, tokenizer, encoded, tokens = _peft_lora_reference(model, folder)
     logits = model(tokens)["logits"]
     vocab_logits = theirs(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).logits
     at_mask = vocab_logits[encoded["input_ids"] == tokenizer.mask_token_id]
@@ -104,3 +111,67 @@ def test_full_fine_tuning_reads_the_pretrained_head(tiny_models):
 def test_a_late_prompt_embedder_without_its_encoder_is_refused(tiny_models):
     with pytest.raises(ConfigurationError, match="late_prompt_transformer embedder needs its encoder"):
         classifier({"type": "late_prompt_transformer", "model_name": tiny_models["roberta"], "prompt_layer": 2})
+
+
+def test_a_bfloat16_peft_backbone_gets_a_bfloat16_head_from_the_same_load(tiny_models, monkeypatch):
+    """backbone_dtype bfloat16: the verbalizer runs without autocast (no dtype mismatch at the
+    head), gives the PEFT model's own logits to bf16 precision, and its head is the shared
+    backbone's, not a second copy of the model."""
+    import gc
+
+    from allennlp_lpt.backbones.roberta import RobertaFamily
+    from allennlp_lpt.core.backbone import get_backbone
+
+    folder = tiny_models["roberta"]
+    gc.collect()  # no bf16 backbone of this model left over from another test
+    loads = []
+    load_model = RobertaFamily.load_model.__func__
+    monkeypatch.setattr(RobertaFamily, "load_model", classmethod(
+        lambda cls, *args, **kwargs: loads.append(kwargs.get("dtype")) or load_model(cls, *args, **kwargs)))
+    model = classifier({"type": "peft_transformer", "model_name": folder, "backbone_dtype": "bfloat16",
+                        "method": {"type": "lora", "r": 4, "alpha": 8}}).eval()
+    assert loads in ([torch.bfloat16], [])  # the embedder's load (if no earlier model holds it), no other
+    shared = get_backbone(folder, dtype=torch.bfloat16).model
+    shared_storage = {p.data_ptr() for p in shared.parameters()}
+    head = list(model._lm_head.parameters())
+    assert head and all(p.dtype == torch.bfloat16 and p.data_ptr() in shared_storage for p in head)
+    embedder = model._text_field_embedder.token_embedder_tokens
+    # RoBERTa's decoder is its word embeddings: one tensor for the embedder and the head.
+    assert {p.data_ptr() for p in head} & {p.data_ptr() for p in embedder.parameters()}
+
+    theirs, tokenizer, encoded, tokens = _peft_lora_reference(model, folder)
+    assert not torch.is_autocast_enabled("cpu")
+    logits = model(tokens)["logits"]
+    # The float32 model's logits, with its frozen weights rounded to bfloat16 as the backbone's.
+    with torch.no_grad():
+        for parameter in theirs.parameters():
+            if not parameter.requires_grad:
+                parameter.copy_(parameter.to(torch.bfloat16).float())
+    vocab_logits = theirs(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).logits
+    at_mask = vocab_logits[encoded["input_ids"] == tokenizer.mask_token_id]
+    word_ids = [tokenizer.encode(" " + WORDS[label], add_special_tokens=False)[0] for label in ("0", "1")]
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, at_mask[:, word_ids], atol=4e-3, rtol=1.6e-2)  # bf16 rounding
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_the_head_over_a_float32_peft_embedder_is_not_a_second_load(tiny_models, monkeypatch, family):
+    """The embedder's backbone stays the one the head is read from (it was freed once the
+    embedder was built, so the head loaded the model again)."""
+    import gc
+
+    from allennlp_lpt.core import family as families
+
+    gc.collect()
+    loads = []
+    family_class = families.family_for_config(families.load_backbone_config(tiny_models[family]), family)
+    load_model = family_class.load_model.__func__
+    monkeypatch.setattr(family_class, "load_model", classmethod(
+        lambda cls, *args, **kwargs: loads.append(cls.name) or load_model(cls, *args, **kwargs)))
+    model = classifier({"type": "peft_transformer", "model_name": tiny_models[family],
+                        "method": {"type": "prompt_tuning", "num_virtual_tokens": 3}})
+    # At most the embedder's own load (none where an earlier test's model still holds this
+    # backbone): the head never loads a copy of its own.
+    assert len(loads) <= 1, loads
+    embedder = model._text_field_embedder.token_embedder_tokens
+    assert {p.data_ptr() for p in model._lm_head.parameters()} & {p.data_ptr() for p in embedder.parameters()}

@@ -83,7 +83,6 @@ def test_a_cached_step_with_reader_keys_reads_nothing_back_from_the_device(tiny_
     _, tensors = read(tiny_models["roberta"], MORE)
     cached = embedder(tiny_models["roberta"], cache=True).train()
     assert cached.cache is not None  # the store is set up (it fingerprints the weights) first
-    cached.check_pairing_once = lambda: None  # the pairing check needs a model around it
     cached.to("meta")
     on_meta = {name: value.to("meta") if torch.is_tensor(value) else value for name, value in tensors.items()}
     for epoch in range(2):
@@ -107,7 +106,7 @@ def test_a_whole_cached_training_step_reads_nothing_back_but_its_deferred_checks
     monkeypatch.setattr(BatchCheck, "__call__", lambda self, bad_rows, message: checked.append(bad_rows.shape))
     model, tensors = keyed_cached_classifier(tiny_models, family)
     model.train()
-    model(tokens={"tokens": tensors})  # the first epoch (pairing checked, states stored)
+    model(tokens={"tokens": tensors})  # the first epoch (states stored)
     model.to("meta")
     on_meta = {name: value.to("meta") if torch.is_tensor(value) else value for name, value in tensors.items()}
     logits = model(tokens={"tokens": on_meta})["logits"]

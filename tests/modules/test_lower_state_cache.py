@@ -7,6 +7,7 @@ import torch
 from allennlp.commands.train import train_model_from_file
 from allennlp.common import Params
 from allennlp.modules import TokenEmbedder
+from torch.overrides import TorchFunctionMode
 
 from config_swap import CONFIGS, tiny_config
 from modules.test_late_prompt_components import TEXTS, tokenize
@@ -203,30 +204,43 @@ def test_loading_a_state_dict_invalidates_the_cached_states(tiny_models):
     assert cached.cache.hits == 0  # computed again under the loaded weights
 
 
-def test_the_weights_fingerprint_reads_back_once_and_sees_any_change(tiny_models):
-    """One copy to the host for all parameters (on a GPU: one wait, not one per tensor)."""
-    from torch.overrides import TorchFunctionMode
+class Reads(TorchFunctionMode):
+    """Counts the reads back to the host under it; a meta tensor read back gives zeros (what a
+    device tensor's copy would be, without a device)."""
 
+    def __init__(self):
+        super().__init__()
+        self.reads = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in ("cpu", "item", "tolist", "__float__", "__int__", "__bool__") or (
+            name == "to" and any(str(a) == "cpu" for a in list(args[1:]) + list((kwargs or {}).values()))
+        ):
+            self.reads.append(name)
+            if name == "cpu" and args[0].device.type == "meta":
+                return torch.zeros(args[0].shape, dtype=args[0].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_weights_fingerprint_reads_a_device_back_in_few_copies_and_sees_any_change(tiny_models):
+    """On the CPU nothing is copied; on another device one copy per chunk, not one per tensor
+    (on a GPU: one wait each)."""
     from allennlp_lpt.core import LowerStack
     from allennlp_lpt.core.cache import weights_fingerprint
-
-    class Reads(TorchFunctionMode):
-        def __init__(self):
-            super().__init__()
-            self.reads = []
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            name = getattr(func, "__name__", "")
-            if name in ("cpu", "item", "tolist", "__float__", "__int__", "__bool__") or (
-                name == "to" and any(str(a) == "cpu" for a in list(args[1:]) + list((kwargs or {}).values()))
-            ):
-                self.reads.append(name)
-            return func(*args, **(kwargs or {}))
 
     stack = LowerStack(tiny_models["roberta"], 3)
     with Reads() as mode:
         first = weights_fingerprint(stack)
-    assert mode.reads == ["cpu"] and len(list(stack.parameters())) > 20
+    assert mode.reads == [] and len(list(stack.parameters())) > 20
+    on_device = LowerStack(tiny_models["roberta"], 3).to("meta")
+    with Reads() as mode:
+        weights_fingerprint(on_device)
+    assert mode.reads == ["cpu"]
+    total = sum(t.numel() * t.element_size() for t in list(on_device.parameters()) + list(on_device.buffers()))
+    with Reads() as mode:
+        weights_fingerprint(on_device, chunk_bytes=total // 3)
+    assert 3 <= len(mode.reads) <= 6
     own = copy_of(stack)
     with torch.no_grad():
         next(p for name, p in own.named_parameters() if name.endswith("intermediate.dense.weight"))[3, 5] += 1e-3
@@ -259,10 +273,71 @@ def test_batches_come_back_in_the_dtype_the_layers_computed_whatever_the_storage
     from allennlp_lpt.core.cache import LowerStateCache
 
     states = torch.randn(3, 5, 8).to(torch.bfloat16)
-    cache = LowerStateCache("test", float16=True)
+    cache = LowerStateCache("test", dtype=torch.float16)
     for epoch in range(2):
         got = cache.batch_states(["a", "b", "c"], [5, 3, 4], 5, compute=lambda rows: states[rows],
                                  device=torch.device("cpu"), hidden_size=8)
         assert got.dtype == torch.bfloat16
         torch.testing.assert_close(got[0], states[0].half().to(torch.bfloat16), atol=0, rtol=0)
     assert cache.hits == 3 and cache.misses == 3
+
+
+def test_a_weight_change_that_sampled_values_and_sums_miss_is_never_served_stale(tiny_models, tmp_path):
+    """Two weights of one matrix moved by +d and -d, between the values a sample of 64 would
+    read, leave each parameter's float32 sum as it was; the states change, so an entry stored
+    under the original weights must not be read for them."""
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    settings = dict(cache=True, cache_memory_mb=0, cache_dir=str(tmp_path))
+    original = embedder(tiny_models["roberta"], **settings)
+    before = original(ids, mask)  # fills the directory
+    state = original.state_dict()
+    key = next(key for key in state if key.endswith("embeddings.word_embeddings.weight"))
+    weight = state[key]
+    stride = weight.numel() // 64  # what a sample of 64 values would read: multiples of this
+    changed = None
+    for delta in (0.5, 0.25, 0.125):
+        candidate = weight.clone().reshape(-1)
+        row = int(ids[0, 1]) * weight.size(1)  # a token of the batch, so its states change
+        first, second = row + 1, row + 3
+        assert first % stride and second % stride
+        candidate[first] += delta
+        candidate[second] -= delta
+        candidate = candidate.view_as(weight)
+        if candidate.sum(dtype=torch.float32) == weight.sum(dtype=torch.float32):
+            changed = candidate
+            break
+    assert changed is not None, "no change found that keeps the float32 sum"
+    state[key] = changed
+    other = embedder(tiny_models["roberta"], **settings)
+    other.load_state_dict(state)
+    reference = embedder(tiny_models["roberta"]).eval()
+    reference.load_state_dict(state)
+    expected = reference(ids, mask)
+    assert not torch.allclose(expected[mask], before[mask], atol=1e-3)
+    got = other(ids, mask)
+    torch.testing.assert_close(got[mask], expected[mask], atol=1e-6, rtol=1e-6)
+    assert other.cache.hits == 0
+    assert len(os.listdir(tmp_path)) == 2  # a namespace each
+
+
+def test_cache_float16_stores_a_bfloat16_backbones_states_in_bfloat16(tiny_models):
+    """States past float16's range (65504) come back finite, exactly as the bf16 layers
+    computed them, in both epochs."""
+    ids, mask = tokenize(tiny_models["roberta"], "roberta", MORE)
+    settings = dict(prompt_layer=0, backbone_dtype="bfloat16")
+    cached = embedder(tiny_models["roberta"], cache=True, cache_float16=True, **settings)
+    reference = embedder(tiny_models["roberta"], **settings).eval()
+    state = cached.state_dict()
+    key = next(key for key in state if key.endswith("embeddings.LayerNorm.weight"))
+    state[key] = torch.full_like(state[key], 3e5)  # the embeddings' output, scaled past 65504
+    cached.load_state_dict(state)
+    reference.load_state_dict(state)
+    expected = reference(ids, mask)
+    assert expected.dtype == torch.bfloat16 and expected[mask].abs().max() > 65504
+    for epoch in range(2):
+        got = cached(ids, mask)
+        assert got.dtype == torch.bfloat16 and torch.isfinite(got).all()
+        torch.testing.assert_close(got[mask], expected[mask], atol=0, rtol=0)
+    assert cached.cache.dtype == torch.bfloat16 and cached.cache.hits == len(MORE)
+    # float16 storage of a float32 backbone, as before: half the bytes of its states.
+    assert embedder(tiny_models["roberta"], cache=True, cache_float16=True).cache.dtype == torch.float16

@@ -1,5 +1,8 @@
-"""The embedder and the encoder of a model pair up without any process-global state: wrong
-pairings are errors that name both config keys, and models built in one process do not meet."""
+"""The embedder and the encoder of a model pair up without any process-global state and without
+reading the call stack: wrong pairings are errors, when the model is built, that name both config
+keys, and models built in one process do not meet."""
+import ast
+import pathlib
 from typing import Dict, Optional
 
 import pytest
@@ -46,43 +49,81 @@ def lpt_encoder(model_dir: str, prompt_layer: int = 2, type_: str = "late_prompt
     return {"type": type_, "model_name": model_dir, "prompt_layer": prompt_layer, "prompt_length": 3}
 
 
-def test_a_final_state_embedder_before_a_late_prompt_encoder_is_an_error(tiny_models):
+def test_a_final_state_embedder_before_a_late_prompt_encoder_is_an_error_when_built(tiny_models):
     # Before: the encoder ran layers k+1..L a second time over the final states, silently.
-    model = classifier(
-        {"type": "pretrained_transformer", "model_name": tiny_models["roberta"]},
-        lpt_encoder(tiny_models["roberta"]),
-    )
     with pytest.raises(ConfigurationError) as error:
-        model(**batch(tiny_models["roberta"]))
+        classifier(
+            {"type": "pretrained_transformer", "model_name": tiny_models["roberta"]},
+            lpt_encoder(tiny_models["roberta"]),
+        )
     message = str(error.value)
     assert "model.seq2vec_encoder (late_prompt_roberta)" in message
     assert "model.text_field_embedder.token_embedders.tokens (pretrained_transformer)" in message
 
 
-def test_a_late_prompt_embedder_before_another_encoder_is_an_error(tiny_models):
-    model = classifier(lpt_embedder(tiny_models["roberta"]), {"type": "boe", "embedding_dim": 32})
+def test_a_late_prompt_embedder_before_another_encoder_is_an_error_when_built(tiny_models):
     with pytest.raises(ConfigurationError) as error:
-        model(**batch(tiny_models["roberta"]))
+        classifier(lpt_embedder(tiny_models["roberta"]), {"type": "boe", "embedding_dim": 32})
     message = str(error.value)
     assert "model.text_field_embedder.token_embedders.tokens (late_prompt_transformer)" in message
     assert "model.seq2vec_encoder (bag_of_embeddings / boe)" in message
 
 
 @pytest.mark.parametrize(
-    "embedder_layer,encoder_model,problem",
-    [(1, "roberta", "prompt_layer"), (2, "bert", "model_name")],
+    "embedder_changes,encoder_model,problem",
+    [
+        ({"prompt_layer": 1}, "roberta", "prompt_layer"),
+        ({}, "bert", "model_name"),
+        ({"backbone_dtype": "bfloat16"}, "roberta", "backbone_dtype"),
+    ],
 )
-def test_halves_of_different_splits_are_an_error_naming_both_keys(
-    tiny_models, embedder_layer, encoder_model, problem
+def test_halves_of_different_splits_are_an_error_naming_both_keys_when_built(
+    tiny_models, embedder_changes, encoder_model, problem
 ):
-    model = classifier(
-        lpt_embedder(tiny_models["roberta"], embedder_layer), lpt_encoder(tiny_models[encoder_model])
-    )
     with pytest.raises(ConfigurationError, match=(
         rf"model.text_field_embedder.token_embedders.tokens and model.seq2vec_encoder disagree: "
         rf"{problem}"
     )):
-        model(**batch(tiny_models["roberta"]))
+        classifier(
+            {**lpt_embedder(tiny_models["roberta"]), **embedder_changes},
+            lpt_encoder(tiny_models[encoder_model]),
+        )
+
+
+def test_a_mispaired_model_built_in_python_is_an_error_too(tiny_models):
+    """Built without a config (as `_build` below does), the model is checked all the same."""
+    roberta = tiny_models["roberta"]
+    embedder = TokenEmbedder.from_params(Params(lpt_embedder(roberta, 1)))
+    encoder = Seq2VecEncoder.from_params(Params(lpt_encoder(roberta, 2)))
+    with pytest.raises(ConfigurationError, match="disagree: prompt_layer"):
+        BasicClassifier(vocab(), BasicTextFieldEmbedder({"tokens": embedder}), encoder)
+
+
+# How library code would reach its callers' frames, and what it would read there.
+FRAME_FUNCTIONS = {
+    ("sys", "_getframe"), ("inspect", "currentframe"), ("inspect", "stack"), ("inspect", "getouterframes"),
+}
+FRAME_ATTRIBUTES = {"f_back", "f_locals", "f_globals"}
+
+
+def _reads_frames(node: ast.AST) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return any((node.module, alias.name) in FRAME_FUNCTIONS for alias in node.names)
+    if not isinstance(node, ast.Attribute):
+        return False
+    module = node.value.id if isinstance(node.value, ast.Name) else None
+    return (module, node.attr) in FRAME_FUNCTIONS or node.attr in FRAME_ATTRIBUTES
+
+
+def test_no_library_module_reads_the_call_stack():
+    package = pathlib.Path(__file__).resolve().parents[2] / "allennlp_lpt"
+    found = [
+        f"{path.relative_to(package.parent)}:{node.lineno}"
+        for path in sorted(package.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if _reads_frames(node)
+    ]
+    assert not found, found
 
 
 def test_an_earlier_unpaired_embedder_does_not_break_the_next_model(tiny_models):

@@ -113,3 +113,17 @@ def test_inputs_past_the_positions_left_by_the_prompt_are_refused(tiny_models):
     ids = torch.full((1, 125), 7)  # tiny RoBERTa: 128 positions past its padding offset
     with pytest.raises(ValueError, match="lower dataset_reader.max_length"):
         prompt(ids, torch.ones_like(ids, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("family, limit", [("roberta", 128), ("bert", 128), ("gpt2", 128), ("llama", 256)])
+def test_prefix_tuning_counts_its_virtual_tokens_in_the_position_limit(tiny_models, family, limit):
+    """The prefix enters as past keys and values, so the tokens' positions start after it: at
+    `limit - n + 1` tokens BERT, RoBERTa and GPT-2 would index past their position embeddings
+    (the rotary Llama past its trained positions). Refused first, with the key and the fix."""
+    prefix = embedder(tiny_models[family], {"type": "prefix_tuning", "num_virtual_tokens": 10}).eval()
+    too_long = torch.full((1, limit - 9), 7)
+    with pytest.raises(ValueError, match=rf"inputs of {limit - 9} tokens.* positions for {limit - 10} "
+                                         rf".*dataset_reader\.max_length to {limit - 10} or less"):
+        prefix(too_long, torch.ones_like(too_long, dtype=torch.bool))
+    fits = too_long[:, 1:]
+    assert prefix(fits, torch.ones_like(fits, dtype=torch.bool)).shape == (1, limit - 10, 32)

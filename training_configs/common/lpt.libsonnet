@@ -79,12 +79,9 @@
   },
 
   // Few-shot: k = 100 examples in all, data seed 13 (lpt-sweep --data-seeds moves to the others).
-  // `method`: another tuning method in place of late prompt (withMethod below).
-  experiment(model, task, setting, k=100, seed=13, generator='npg', prompt_length=5,
-             method='late_prompt', method_options={}):: $.withMethod(self.latePromptExperiment(
-    model, task, setting, k, seed, generator, prompt_length), method, method_options),
-
-  latePromptExperiment(model, task, setting, k, seed, generator, prompt_length):: (
+  // Another tuning method in place of late prompt: `allennlp lpt-compare CONFIG --methods ...`
+  // (with --configs-only it writes the swapped configs for `allennlp train`).
+  experiment(model, task, setting, k=100, seed=13, generator='npg', prompt_length=5):: (
     local recipe = $.recipes[model];
     local few_shot = setting == 'few-shot';
     local metric = if std.objectHas($.metric, task) then $.metric[task] else 'accuracy';
@@ -112,58 +109,6 @@
       random_seed: 42,
       numpy_seed: 42,
       pytorch_seed: 42,
-    }
-  ),
-
-  // ---- the other tuning methods, in place of late prompt --------------------------------------
-  // `allennlp lpt-compare` makes the same swap (allennlp_lpt/experiments/methods.py; the tests
-  // check that both give the same configs): the data, reader, head and trainer stay; the
-  // embedder becomes the method's, a late-prompt encoder becomes the same pooling over the final
-  // states (`hidden`: the model's hidden size) or, under the verbalizer, goes; the learning rate
-  // becomes the method's. Each default and its source: training_configs/README.md.
-  methodDefaults:: {
-    late_prompt: { lr: null, options: {} },
-    lora: { lr: 5e-4, options: { r: 8, alpha: 8, dropout: 0.1 } },
-    ia3: { lr: 3e-3, options: {} },
-    prompt_tuning: { lr: 3e-2, options: { num_virtual_tokens: 20 } },
-    prefix_tuning: { lr: 1e-2, options: { num_virtual_tokens: 20 } },
-    bitfit: { lr: 1e-3, options: {} },
-    full: { lr: 5e-5, options: {} },
-  },
-  peftMethods:: ['lora', 'ia3', 'prompt_tuning', 'prefix_tuning'],
-  // BitFit: the backbone's weights but its biases are frozen by the optimizer's parameter groups.
-  bitfitGroups:: [
-    [['^_text_field_embedder\\..*(?<!\\.bias)$'], { requires_grad: false }],
-    [['\\.bias$'], { weight_decay: 0.0 }],
-  ],
-
-  withMethod(config, method, options={}, hidden=null):: (
-    local defaults = $.methodDefaults[method];
-    local chosen = defaults.options + options;
-    local lr = if std.objectHas(chosen, 'lr') then chosen.lr else defaults.lr;
-    local own = { [key]: chosen[key] for key in std.objectFields(chosen) if key != 'lr' };
-    local tokens = config.model.text_field_embedder.token_embedders.tokens;
-    local classifier = config.model.type == 'basic_classifier';
-    local encoder = if classifier then config.model.seq2vec_encoder else config.model.encoder;
-    local pooler =
-      if encoder.type != 'late_prompt_roberta' then
-        { type: 'cls_pooler', embedding_dim: hidden, cls_is_last_token: true }
-      else if std.objectHas(encoder, 'pooling') && encoder.pooling == 'mean' then
-        { type: 'bag_of_embeddings', embedding_dim: hidden, averaged: true }
-      else { type: 'cls_pooler', embedding_dim: hidden };
-    local embedder =
-      if std.member($.peftMethods, method) then
-        { type: 'peft_transformer', model_name: tokens.model_name, method: { type: method } + own }
-        + { [key]: tokens[key] for key in ['backbone_dtype', 'save_backbone'] if std.objectHas(tokens, key) }
-      else { type: 'pretrained_transformer', model_name: tokens.model_name, train_parameters: true };
-    local learning_rate = if lr == null then {} else { trainer+: { optimizer+: { lr: lr } } };
-    if method == 'late_prompt' then config + learning_rate
-    else config + learning_rate + {
-      dataset_reader: { [key]: config.dataset_reader[key] for key in std.objectFields(config.dataset_reader) if key != 'cache_keys' },
-      model: { [key]: config.model[key] for key in std.objectFields(config.model) if key != 'encoder' && key != 'seq2vec_encoder' }
-             + { text_field_embedder+: { token_embedders+: { tokens: embedder } } }
-             + (if classifier then { seq2vec_encoder: pooler } else {}),
-      [if method == 'bitfit' then 'trainer']+: { optimizer+: { parameter_groups: $.bitfitGroups } },
     }
   ),
 }

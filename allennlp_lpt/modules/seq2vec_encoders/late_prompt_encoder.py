@@ -11,7 +11,7 @@ from allennlp_lpt.core.checks import BatchCheck
 from allennlp_lpt.core.family import BackboneFamily
 from allennlp_lpt.core.masks import Layout, check_right_padded
 from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
-from allennlp_lpt.modules import pairing
+from allennlp_lpt.modules.halves import UpperHalf
 
 
 def encoder_for(family: Type[BackboneFamily]) -> str:
@@ -20,7 +20,7 @@ def encoder_for(family: Type[BackboneFamily]) -> str:
     return "late_prompt_causal" if family.is_causal else "late_prompt_roberta"
 
 
-class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
+class LatePromptEncoder(Seq2VecEncoder, UpperHalf):
     """
     The trainable part of a late-prompt backbone: a prompt generator reads the frozen
     layer-`prompt_layer` states (from a `late_prompt_transformer` embedder of the same model),
@@ -148,7 +148,6 @@ class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`: the final states of the real
         positions (indices are those of the input; the prompt positions are dropped).
         """
-        self.check_pairing_once()
         if states.size(-1) != self.upper.hidden_size:
             raise ValueError(
                 f"{self.encoder_type} expects states of width {self.upper.hidden_size} from a "
@@ -192,7 +191,6 @@ class LatePromptEncoder(Seq2VecEncoder, pairing.PairedHalf):
 
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
         """
-        self.check_pairing_once()
         readable = generator_mask.bool()
         check_right_padded(
             readable, where=f"{self.encoder_type} (generator_mask)", check=self._generator_mask_check

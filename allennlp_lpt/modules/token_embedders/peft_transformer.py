@@ -5,10 +5,10 @@ import torch
 from allennlp.common.checks import ConfigurationError
 from allennlp.modules.token_embedders.token_embedder import TokenEmbedder
 
-from allennlp_lpt.core.backbone import get_backbone, parse_backbone_dtype, shared_copy
+from allennlp_lpt.core.backbone import Backbone, get_backbone, parse_backbone_dtype, shared_copy
 from allennlp_lpt.core.pretrained import PretrainedPart
-from allennlp_lpt.core.whole_models import give_lean_modules, prefix_as_cache
-from allennlp_lpt.modules.tuning_methods import TuningMethod
+from allennlp_lpt.core.whole_models import give_lean_modules
+from allennlp_lpt.modules.tuning_methods import PeftMethod, TuningMethod
 from allennlp_lpt.modules.tuning_methods.tuning_method import import_peft
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,14 @@ class PeftTransformerEmbedder(TokenEmbedder):
 
     Only the method's weights train; the frozen weights are the process's shared backbone (one
     load per model, as for late prompt), run with the same attention kernel and dropout as
-    late prompt's layers.
+    late prompt's layers. `late_prompt_classifier` reads its LM head from that same backbone.
+
+    Prompt tuning's soft prompt and prefix tuning's keys and values both take positions: the
+    prompt sits before the tokens, and with a prefix the tokens' positions start after it
+    (PEFT hands it over as past keys and values). An input may therefore have at most the
+    model's positions minus `num_virtual_tokens` tokens; a longer batch is a ValueError naming
+    `dataset_reader.max_length`, raised before the model would fail inside its position
+    embeddings.
 
     Registered as a `TokenEmbedder` with name "peft_transformer". Use it with a
     `pretrained_transformer` indexer (or the `lpt_*` readers) of the same model.
@@ -64,6 +71,13 @@ class PeftTransformerEmbedder(TokenEmbedder):
         save_backbone: bool = True,
     ) -> None:
         super().__init__()
+        if not isinstance(method, PeftMethod):
+            peft_methods = [n for n in TuningMethod.list_available()
+                            if issubclass(TuningMethod.by_name(n), PeftMethod)]
+            raise ConfigurationError(
+                f"peft_transformer.method: {method.name()!r} is not built on PEFT; it is carried by "
+                f"{method.component}. peft_transformer takes {', '.join(sorted(peft_methods))}."
+            )
         peft = import_peft("peft_transformer")
         backbone = get_backbone(model_name, dtype=parse_backbone_dtype(backbone_dtype), key="model_name")
         self.model_name = model_name
@@ -76,8 +90,7 @@ class PeftTransformerEmbedder(TokenEmbedder):
         give_lean_modules(whole)
         base = whole.base_model
         peft_config = method.peft_config(base, backbone.config, backbone.family, model_name)
-        if peft_config.peft_type == peft.PeftType.PREFIX_TUNING and not backbone.family.lean_attention_fits_hf_layers:
-            prefix_as_cache(base)
+        method.prepare(base, backbone.family)
         peft_model = peft.get_peft_model(base, peft_config)
         for parameter in peft_model.parameters():  # what trains is float32, as late prompt's generator
             if parameter.requires_grad and parameter.dtype != torch.float32:
@@ -87,7 +100,15 @@ class PeftTransformerEmbedder(TokenEmbedder):
         self._virtual_tokens = method.virtual_tokens
         self._pass_type_ids = not backbone.family.is_causal and not peft_config.is_prompt_learning
         self._hidden_size = backbone.hidden_size
-        self._max_positions = backbone.family.max_positions(backbone.config) - method.virtual_tokens
+        # Prompt and prefix tuning both move the tokens' positions back by their length (the
+        # prefix as past keys and values: BERT, RoBERTa and GPT-2 then index their position
+        # embeddings past the end, the rotary families run past their trained positions).
+        self._positions_taken = peft_config.num_virtual_tokens if peft_config.is_prompt_learning else 0
+        self._max_positions = backbone.family.max_positions(backbone.config) - self._positions_taken
+        # Not a submodule: the backbone this embedder's frozen weights are, for the verbalizer's
+        # LM head (`backbone`). Held until those weights are converted into copies (`_apply`).
+        self._backbone: Optional[Backbone] = backbone
+        self._shared_ids = {id(p) for p in peft_model.parameters() if not p.requires_grad}
         trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
         logger.info("peft_transformer: %s on %s, %d trainable parameters", method.describe(), model_name, trainable)
 
@@ -98,6 +119,27 @@ class PeftTransformerEmbedder(TokenEmbedder):
     def peft_model(self) -> torch.nn.Module:
         """The PEFT model (`peft.PeftModel`) this embedder runs."""
         return self.transformer.model
+
+    @property
+    def backbone(self) -> Backbone:
+        """The shared backbone (`core.backbone`) whose weights this embedder's frozen ones are,
+        in `backbone_dtype`: `late_prompt_classifier` takes its LM head from it rather than
+        loading the model again."""
+        if self._backbone is None:
+            raise RuntimeError(
+                f"this peft_transformer of {self.model_name!r} no longer reads the shared "
+                f"backbone: its weights were converted (.cuda(), .to(), .half()) into copies of "
+                f"its own."
+            )
+        return self._backbone
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def,override]
+        result = super()._apply(fn, recurse)
+        # Once none of the shared weights are ours any more (e.g. after .cuda()), let the
+        # shared CPU copy go when no other model reads it.
+        if self._backbone is not None and not any(id(p) in self._shared_ids for p in self.parameters()):
+            self._backbone = None
+        return result
 
     def forward(  # type: ignore
         self,
@@ -129,7 +171,9 @@ class PeftTransformerEmbedder(TokenEmbedder):
             raise ValueError(
                 f"peft_transformer: inputs of {token_ids.size(1)} tokens, but {self.model_name!r} "
                 f"has positions for {self._max_positions} beside the method's "
-                f"{self._virtual_tokens} virtual tokens; lower dataset_reader.max_length."
+                f"{self._positions_taken} virtual tokens, which take positions before the input; "
+                f"lower dataset_reader.max_length to {self._max_positions} or less (or "
+                f"peft_transformer.method.num_virtual_tokens)."
             )
         inputs = {"input_ids": token_ids, "attention_mask": mask.long()}
         if self._pass_type_ids and type_ids is not None:

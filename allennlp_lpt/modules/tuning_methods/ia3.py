@@ -6,6 +6,7 @@ from transformers import PretrainedConfig
 
 from allennlp_lpt.core.family import BackboneFamily
 from allennlp_lpt.modules.tuning_methods.tuning_method import (
+    PeftMethod,
     TuningMethod,
     check_targets,
     import_peft,
@@ -14,7 +15,7 @@ from allennlp_lpt.modules.tuning_methods.tuning_method import (
 
 
 @TuningMethod.register("ia3")
-class IA3(TuningMethod):
+class IA3(PeftMethod):
     """
     (IA)^3 (Liu et al., 2022): trainable vectors that rescale the keys, the values and the
     feed-forward activations; nothing else trains. Built on PEFT's `IA3Config`.
@@ -32,6 +33,13 @@ class IA3(TuningMethod):
         Which of `target_modules` are feed-forward layers (their input is rescaled). Default:
         PEFT's choice for the model type.
     """
+
+    title = "(IA)^3"
+    trains = "rescaling vectors of keys, values and feed-forward inputs"
+    lr = 3e-3
+    lr_range = (1e-3, 3e-2)
+    source = "(IA)^3 paper (Liu et al., 2022): lr 3e-3; PEFT's target modules per model type"
+
 
     def __init__(
         self,
@@ -54,7 +62,8 @@ class IA3(TuningMethod):
         self.feedforward_modules = feedforward_modules
 
     def peft_config(
-        self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily], model_name: str
+        self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily],
+        model_name: str, *, task_type: Optional[str] = None,
     ):
         peft = import_peft(self.key)
         from peft.utils.constants import (
@@ -74,7 +83,7 @@ class IA3(TuningMethod):
             targets, feedforward = list(TARGETS[config.model_type]), list(FEEDFORWARD[config.model_type])
         check_targets(model, targets, key=f"{self.key}.target_modules", family=family, model_name=model_name)
         return peft.IA3Config(
-            task_type=self.task_type(peft), target_modules=targets, feedforward_modules=feedforward,
+            task_type=self.task_type(peft, task_type), target_modules=targets, feedforward_modules=feedforward,
             fan_in_fan_out=family.name == "gpt2",
         )
 

@@ -6,6 +6,7 @@ from transformers import PretrainedConfig
 
 from allennlp_lpt.core.family import BackboneFamily
 from allennlp_lpt.modules.tuning_methods.tuning_method import (
+    PeftMethod,
     TuningMethod,
     at_least_one,
     check_targets,
@@ -14,7 +15,7 @@ from allennlp_lpt.modules.tuning_methods.tuning_method import (
 
 
 @TuningMethod.register("lora")
-class Lora(TuningMethod):
+class Lora(PeftMethod):
     """
     LoRA (Hu et al., 2021): a trainable low-rank update `B A` beside each targeted weight,
     scaled by `alpha / r`; the weight itself stays frozen. Built on PEFT's `LoraConfig`.
@@ -36,6 +37,14 @@ class Lora(TuningMethod):
         the LoRA paper.
     """
 
+    title = "LoRA"
+    trains = "low-rank updates of the attention's query and value projections"
+    lr = 5e-4
+    lr_range = (1e-4, 3e-3)
+    source = "LoRA paper (Hu et al., 2021), RoBERTa-base on GLUE: r 8, alpha 8, lr 5e-4"
+    needs = ("attention_projections",)
+
+
     def __init__(
         self,
         r: int = 8,
@@ -52,13 +61,16 @@ class Lora(TuningMethod):
         self.target_modules = target_modules
 
     def peft_config(
-        self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily], model_name: str
+        self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily],
+        model_name: str, *, task_type: Optional[str] = None,
     ):
         peft = import_peft(self.key)
+        if not self.target_modules:
+            self.check_family(family, model_name, key=f"{self.key}.target_modules")
         targets = list(self.target_modules or family.attention_projections)
         check_targets(model, targets, key=f"{self.key}.target_modules", family=family, model_name=model_name)
         return peft.LoraConfig(
-            task_type=self.task_type(peft), r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+            task_type=self.task_type(peft, task_type), r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
             target_modules=targets,
             fan_in_fan_out=family.name == "gpt2",  # GPT-2's Conv1D stores its weight transposed
         )

@@ -1,14 +1,14 @@
-from typing import Type
+from typing import Optional, Type
 
 import torch
 from transformers import PretrainedConfig
 
 from allennlp_lpt.core.family import BackboneFamily
-from allennlp_lpt.modules.tuning_methods.tuning_method import TuningMethod, at_least_one, import_peft
+from allennlp_lpt.modules.tuning_methods.tuning_method import PeftMethod, TuningMethod, at_least_one, import_peft
 
 
 @TuningMethod.register("prefix_tuning")
-class PrefixTuning(TuningMethod):
+class PrefixTuning(PeftMethod):
     """
     Prefix tuning as P-tuning v2 runs it (Li & Liang, 2021; Liu et al., 2022): trainable keys
     and values of `num_virtual_tokens` positions in every layer's attention, which every token
@@ -28,6 +28,13 @@ class PrefixTuning(TuningMethod):
         The MLP's hidden size, with `prefix_projection`.
     """
 
+    title = "prefix tuning (P-tuning v2)"
+    trains = "keys and values of the prefix positions in every layer"
+    lr = 1e-2
+    lr_range = (1e-3, 3e-2)
+    source = "P-tuning v2 (Liu et al., 2022): lr 5e-3 to 1e-2, prefixes of 8 to 20"
+
+
     def __init__(
         self,
         num_virtual_tokens: int = 20,
@@ -39,12 +46,21 @@ class PrefixTuning(TuningMethod):
         self.prefix_projection = prefix_projection
         self.encoder_hidden_size = at_least_one(encoder_hidden_size, f"{key}.encoder_hidden_size")
 
+    def prepare(self, base: torch.nn.Module, family: Type[BackboneFamily]) -> None:
+        from allennlp_lpt.core.whole_models import prefix_as_cache
+
+        # PEFT hands the prefix over as past keys and values; layers that are not the package's
+        # lean ones take them as a cache object (see `prefix_as_cache`).
+        if not family.lean_attention_fits_hf_layers:
+            prefix_as_cache(base)
+
     def peft_config(
-        self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily], model_name: str
+        self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily],
+        model_name: str, *, task_type: Optional[str] = None,
     ):
         peft = import_peft(self.key)
         return peft.PrefixTuningConfig(
-            task_type=self.task_type(peft), num_virtual_tokens=self.num_virtual_tokens,
+            task_type=self.task_type(peft, task_type), num_virtual_tokens=self.num_virtual_tokens,
             prefix_projection=self.prefix_projection, encoder_hidden_size=self.encoder_hidden_size,
         )
 

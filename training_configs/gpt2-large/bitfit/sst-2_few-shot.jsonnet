@@ -1,2 +1,0 @@
-// gpt2-large, sst-2, few-shot: BitFit (biases only) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('gpt2-large', 'sst-2', 'few-shot', method='bitfit')

@@ -1,2 +1,0 @@
-// gpt2-large, sst-2, full-data: (IA)^3 in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('gpt2-large', 'sst-2', 'full-data', method='ia3')

@@ -1,2 +1,0 @@
-// gpt2-large, rte, few-shot: LoRA in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('gpt2-large', 'rte', 'few-shot', method='lora')

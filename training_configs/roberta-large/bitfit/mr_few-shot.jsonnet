@@ -1,2 +1,0 @@
-// roberta-large, mr, few-shot: BitFit (biases only) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'mr', 'few-shot', method='bitfit')

@@ -1,2 +1,0 @@
-// roberta-large, mrpc, few-shot: BitFit (biases only) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'mrpc', 'few-shot', method='bitfit')

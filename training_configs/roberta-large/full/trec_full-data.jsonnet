@@ -1,2 +1,0 @@
-// roberta-large, trec, full-data: full fine-tuning in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'trec', 'full-data', method='full')

@@ -1,2 +1,0 @@
-// roberta-large, mrpc, full-data: LoRA in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'mrpc', 'full-data', method='lora')

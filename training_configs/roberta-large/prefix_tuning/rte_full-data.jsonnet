@@ -1,2 +1,0 @@
-// roberta-large, rte, full-data: prefix tuning (P-tuning v2) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'rte', 'full-data', method='prefix_tuning')

@@ -1,2 +1,0 @@
-// roberta-large, sst-2, few-shot: prefix tuning (P-tuning v2) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'sst-2', 'few-shot', method='prefix_tuning')

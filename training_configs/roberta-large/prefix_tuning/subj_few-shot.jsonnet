@@ -1,2 +1,0 @@
-// roberta-large, subj, few-shot: prefix tuning (P-tuning v2) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'subj', 'few-shot', method='prefix_tuning')

@@ -1,2 +1,0 @@
-// roberta-large, qnli, few-shot: prompt tuning (input soft prompt) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'qnli', 'few-shot', method='prompt_tuning')

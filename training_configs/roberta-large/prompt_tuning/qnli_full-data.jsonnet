@@ -1,2 +1,0 @@
-// roberta-large, qnli, full-data: prompt tuning (input soft prompt) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'qnli', 'full-data', method='prompt_tuning')

@@ -1,2 +1,0 @@
-// roberta-large, sst-2, few-shot: prompt tuning (input soft prompt) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'sst-2', 'few-shot', method='prompt_tuning')

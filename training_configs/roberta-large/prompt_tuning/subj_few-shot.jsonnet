@@ -1,2 +1,0 @@
-// roberta-large, subj, few-shot: prompt tuning (input soft prompt) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'subj', 'few-shot', method='prompt_tuning')

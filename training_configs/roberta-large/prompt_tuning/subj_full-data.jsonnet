@@ -1,2 +1,0 @@
-// roberta-large, subj, full-data: prompt tuning (input soft prompt) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'subj', 'full-data', method='prompt_tuning')

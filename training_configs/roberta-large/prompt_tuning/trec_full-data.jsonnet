@@ -1,2 +1,0 @@
-// roberta-large, trec, full-data: prompt tuning (input soft prompt) in place of late prompt, the paper's recipe otherwise.
-(import '../../common/lpt.libsonnet').experiment('roberta-large', 'trec', 'full-data', method='prompt_tuning')
