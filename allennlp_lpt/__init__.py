@@ -9,6 +9,11 @@ from allennlp_lpt import compat
 # AllenNLP 2.10 defects a user would meet: see allennlp_lpt/compat.py.
 compat.apply()
 
+from allennlp_lpt import logs  # noqa: E402
+
+# AllenNLP's inventory of the model at DEBUG, what a user acts on at INFO: see allennlp_lpt/logs.py.
+logs.install()
+
 from allennlp_lpt import backbones, commands  # noqa: E402,F401  (families, subcommands)
 from allennlp_lpt.data.dataset_readers import TaskReader, TsvClassificationReader
 from allennlp_lpt.generators import (

@@ -12,8 +12,10 @@ import torch
 from allennlp.common import Registrable
 from allennlp.common.checks import ConfigurationError
 
+from allennlp_lpt.option_types import TypedOptions
 
-class PromptGenerator(torch.nn.Module, Registrable):
+
+class PromptGenerator(TypedOptions, torch.nn.Module, Registrable):
     """
     Produces the prompt for a batch.
 

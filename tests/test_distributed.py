@@ -52,7 +52,10 @@ def test_two_cpu_workers_train_and_the_archive_evaluates(tiny_models, tmp_path, 
     data = config["validation_data_path"]
     evaluated = subprocess.run(
         [sys.executable, "-m", "allennlp", "evaluate", str(run / "model.tar.gz"), data,
-         "--include-package", "allennlp_lpt"],
+         "--include-package", "allennlp_lpt", "--output-file", str(tmp_path / "dev.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    # The best epoch's validation counts, summed over both workers' shards, are those of the
+    # archive (the best weights) evaluated in one process.
+    assert (run / "confusion_matrix.csv").read_text() == (tmp_path / "dev_confusion_matrix.csv").read_text()

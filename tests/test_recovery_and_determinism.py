@@ -87,6 +87,9 @@ def test_sigkill_mid_epoch_then_recover_matches_two_uninterrupted_runs_that_agre
     assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:]
     assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
     assert _metrics(tmp_path / "interrupted") == _metrics(tmp_path / "a")
+    # The best epoch's confusion matrix too, where that epoch came before the kill.
+    assert (tmp_path / "interrupted" / "confusion_matrix.csv").read_text() == \
+        (tmp_path / "a" / "confusion_matrix.csv").read_text()
     for path in glob.glob(str(tmp_path / "a" / "*.th")):
         state = torch.load(path, weights_only=True)
         if "callbacks" in state:

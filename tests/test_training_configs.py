@@ -24,6 +24,7 @@ def test_configs_exist():
 def test_every_shipped_config_builds(config, tiny_models, tmp_path):
     params = Params.from_file(tiny_config(config, tiny_models, str(tmp_path)))
     prepare_environment(params)  # pops the seeds, as `allennlp train` does
+    params.pop("evaluation", None)  # `allennlp evaluate`'s, which `allennlp train` sets aside
     trainer = TrainModel.from_params(params=params, serialization_dir=str(tmp_path / "run"), local_rank=0)
     assert trainer.model is not None
 
@@ -122,6 +123,7 @@ def test_every_method_swaps_into_a_paper_config_that_builds(model, tiny_models, 
             {k: v for k, v in base.items() if k not in ("model", "trainer")}
         params = Params(swapped)
         prepare_environment(params)
+        params.pop("evaluation", None)  # `allennlp evaluate`'s, which `allennlp train` sets aside
         trainer = TrainModel.from_params(params=params, serialization_dir=str(tmp_path / method), local_rank=0)
         trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
         assert trainable, method

@@ -19,7 +19,8 @@ local prompt_layer = 3;
   train_data_path: root + '/demo_data/sst2_style/train.tsv',
   validation_data_path: root + '/demo_data/sst2_style/dev.tsv',
   model: {
-    type: 'basic_classifier',
+    // AllenNLP's basic_classifier, also reporting macro-F1, per-label F1 and the confusion matrix.
+    type: 'lpt_basic_classifier',
     namespace: 'tags',  // where the pretrained-transformer indexer keeps its vocabulary
     text_field_embedder: lpt.embedder(model, prompt_layer),
     seq2vec_encoder: lpt.encoder('late_prompt_roberta', model, prompt_layer, generator='mppg',
@@ -28,4 +29,5 @@ local prompt_layer = 3;
   data_loader: { batch_sampler: { type: 'bucket', batch_size: 32, sorting_keys: ['tokens'] } },
   validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 128, sorting_keys: ['tokens'], shuffle: false } },
   trainer: lpt.trainer(lr=1e-3, epochs=3),
+  evaluation: lpt.evaluation,
 }

@@ -16,7 +16,8 @@ local prompt_layer = 12;
   train_data_path: root + '/demo_data/sst2_style/train.tsv',
   validation_data_path: root + '/demo_data/sst2_style/dev.tsv',
   model: {
-    type: 'basic_classifier',
+    // AllenNLP's basic_classifier, also reporting macro-F1, per-label F1 and the confusion matrix.
+    type: 'lpt_basic_classifier',
     namespace: 'tags',  // where the pretrained-transformer indexer keeps its vocabulary
     text_field_embedder: lpt.embedder(model, prompt_layer),
     // The Llama family has no hidden dropout: the generator's default dropout is then 0.
@@ -25,4 +26,5 @@ local prompt_layer = 12;
   data_loader: { batch_sampler: { type: 'bucket', batch_size: 16, sorting_keys: ['tokens'] } },
   validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 64, sorting_keys: ['tokens'], shuffle: false } },
   trainer: lpt.trainer(lr=1e-3, epochs=3),
+  evaluation: lpt.evaluation,
 }

@@ -26,7 +26,9 @@ class PredictMulti(Subcommand):
                                 help="Predict with several late-prompt archives of one backbone.")
         sub.add_argument("paths", nargs="+", metavar="ARCHIVE ... INPUT_FILE",
                          help="the archives (full or lightweight), then the JSON-lines input file")
-        sub.add_argument("--output-file", required=True, help="where to write the JSON lines")
+        sub.add_argument("--output-file", default=None,
+                         help="where to write the JSON lines (default: standard output, as "
+                              "allennlp predict prints them)")
         sub.add_argument("--batch-size", type=int, default=1, help="inputs per batch (as allennlp predict)")
         sub.add_argument("--cuda-device", type=int, default=-1, help="GPU id; -1: the CPU")
         sub.add_argument("--names", nargs="+", default=None,
@@ -57,9 +59,15 @@ def _run(args: argparse.Namespace) -> None:
     except ValueError as error:  # InputLineError included
         raise SystemExit(str(error)) from None
     inputs = [parsed for _, parsed in checked]
-    with open(args.output_file, "w") as handle:
+    # Standard output carries the predictions only; what the command says goes to stderr.
+    handle = sys.stdout if args.output_file is None else open(args.output_file, "w")
+    try:
         for start in range(0, len(inputs), args.batch_size):
             for output in predictor.predict_batch_json(inputs[start:start + args.batch_size]):
                 handle.write(json.dumps(output) + "\n")
-    print(f"lpt-predict-multi: {len(inputs)} line(s), {len(archives)} task(s) -> {args.output_file}",
-          file=sys.stderr)
+            handle.flush()
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    where = "standard output" if args.output_file is None else args.output_file
+    print(f"lpt-predict-multi: {len(inputs)} line(s), {len(archives)} task(s) -> {where}", file=sys.stderr)

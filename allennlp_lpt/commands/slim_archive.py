@@ -50,12 +50,19 @@ def slim_archive(archive: str, output: str) -> None:
     and the vocabulary; loading it rebuilds the frozen backbone from `model_name`.
     """
     import allennlp_lpt  # noqa: F401
+    from allennlp_lpt.archives import extract_archive, written_atomically
 
     with tempfile.TemporaryDirectory() as folder:
-        with tarfile.open(archive) as handle:
-            handle.extractall(folder, filter="data")
+        # Missing, damaged or refused archives and weights: a ConfigurationError naming `archive`.
+        extract_archive(archive, folder)
         config_path = os.path.join(folder, "config.json")
-        config = json.load(open(config_path))
+        if not os.path.isfile(config_path) or not os.path.isfile(os.path.join(folder, "weights.th")):
+            raise ConfigurationError(
+                f"{archive}: not a model archive (it has no config.json or weights.th). Give the "
+                f"model.tar.gz that allennlp train wrote."
+            )
+        with open(config_path) as handle:
+            config = json.load(handle)
         if mark_lightweight(config) == 0:
             raise ConfigurationError(
                 f"{archive} has no component that restores frozen weights from model_name "
@@ -73,8 +80,10 @@ def slim_archive(archive: str, output: str) -> None:
                     f"from model_name, so a lightweight archive would predict differently."
                 )
         torch.save({n: t for n, t in weights.items() if n in keep}, os.path.join(folder, "weights.th"))
-        json.dump(config, open(config_path, "w"), indent=2)
-        with tarfile.open(output, "w:gz") as handle:
+        with open(config_path, "w") as handle:
+            json.dump(config, handle, indent=2)
+        # Complete or absent: a disk that fills leaves nothing under `output`.
+        with written_atomically(output) as partial, tarfile.open(partial, "w:gz") as handle:
             for name in sorted(os.listdir(folder)):
                 handle.add(os.path.join(folder, name), arcname=name)
 

@@ -17,15 +17,22 @@ when the keys come with the batch (`RowKeys`, computed by the data pipeline).
 A file on disk holds its states with a digest of them; a file that does not load (damaged,
 truncated, a pickle that weights-only loading refuses), whose digest or shape does not match,
 is never used: it is removed and its states are computed again, with one warning naming it.
+The directory is checked for writing when the embedder is built (`check_cache_dir`); a write
+that fails later (a full disk) stops storing on disk, with one warning, and leaves no partial
+file: the states not stored are computed again when needed.
 """
+import contextlib
 import hashlib
+import io
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import torch
+from allennlp.common.checks import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,31 @@ def answer_key(key: str, answer_ids: Sequence[int]) -> str:
     """The key of an instance's tokens followed by `answer_ids` (its own entry: the states of
     the answer's positions depend on the answer)."""
     return hashlib.sha1(f"{key}|answer={list(answer_ids)}".encode()).hexdigest()
+
+
+def check_cache_dir(directory: str, *, key: str = "cache_dir") -> None:
+    """
+    Creates `directory` where it does not exist and writes (and removes) a file in it; raises a
+    ConfigurationError naming `key` where that fails, so that a directory the run cannot write
+    to stops it when the model is built, not at the first entry stored.
+    """
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise ConfigurationError(
+            f"{key}={directory!r}: the lower-layer cache cannot write there ({type(error).__name__}: "
+            f"{error.strerror or error}). Give a directory you can write to, or leave {key} out "
+            f"to keep cached states in memory only."
+        ) from None
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Writes `data` to a new file `path`: the disk tier's one write (an OSError on a full
+    disk)."""
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def _digest(states: torch.Tensor) -> str:
@@ -185,8 +217,13 @@ class LowerStateCache:
         self.host_budget = int(host_memory_mb * 2**20)
         self.host_used = 0
         self.directory = None if directory is None else os.path.join(directory, self.namespace)
+        # Set once a write to `directory` fails: nothing more is stored there in this run.
+        self._disk_failed = False
         if self.directory is not None:
-            os.makedirs(self.directory, exist_ok=True)
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+            except OSError as error:
+                self._stop_storing_on_disk(self.directory, error)
         # The device tier: one `(capacity, hidden)` tensor whose row 0 stays zero (what padding
         # positions gather), each entry at its first row; grown by doubling, never past the
         # budget.
@@ -367,11 +404,11 @@ class LowerStateCache:
                 self._host[key] = pinned.copy_(states, non_blocking=True)
                 self.host_used += size
                 result.append((_HOST, self._host[key]))
-            elif self.directory is not None:
+            elif self.directory is not None and not self._disk_failed:
                 self._save(key, states)
                 result.append(None)
             else:
-                if not self._warned_full:
+                if self.directory is None and not self._warned_full:
                     logger.warning(
                         "The lower-layer cache is full (%.0f MiB in memory, no directory): later "
                         "instances are computed every epoch. Raise cache_memory_mb or set cache_dir.",
@@ -409,12 +446,30 @@ class LowerStateCache:
 
     def _save(self, key: str, states: torch.Tensor) -> None:
         path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         temporary = f"{path}.{os.getpid()}.tmp"
         states = states.to("cpu").clone()
         entry = {"states": states, "sha1": _digest(states), "computed_dtype": str(self.computed_dtype)}
-        torch.save(entry, temporary)
-        os.replace(temporary, path)  # atomic: a killed run never leaves half an entry
+        # Serialized in memory, so that a failing write is an OSError of ours, not one inside
+        # PyTorch's zip writer.
+        buffer = io.BytesIO()
+        torch.save(entry, buffer)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            _write_file(temporary, buffer.getvalue())
+            os.replace(temporary, path)  # atomic: a killed run never leaves half an entry
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            self._stop_storing_on_disk(path, error)
+
+    def _stop_storing_on_disk(self, path: str, error: OSError) -> None:
+        self._disk_failed = True
+        logger.warning(
+            "The lower-layer cache could not write %s (%s): it stores nothing more on disk in "
+            "this run, and the states it cannot hold are computed again when needed (slower, "
+            "same results). Free space in cache_dir (or give another) for later runs.",
+            path, error.strerror or error,
+        )
 
     def _load_verified(
         self, path: str, shape: Tuple[Optional[int], Optional[int]]

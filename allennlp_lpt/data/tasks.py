@@ -14,6 +14,13 @@ SENTIMENT = {"0": "terrible", "1": "great"}
 TREC_WORDS = {
     "0": "Description", "1": "Entity", "2": "Expression", "3": "Human", "4": "Location", "5": "Number",
 }
+# What each label means, for predictions (`label_name`): TREC's coarse question classes
+# (DESC, ENTY, ABBR, HUM, LOC, NUM), the sentiment and subjectivity polarities, MRPC's and
+# QQP's paraphrase judgements. Tasks whose labels are words already (MNLI, QNLI, RTE) have none.
+SENTIMENT_NAMES = {"0": "negative", "1": "positive"}
+TREC_NAMES = {
+    "0": "description", "1": "entity", "2": "abbreviation", "3": "human", "4": "location", "5": "numeric",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class Task:
     metric : `"accuracy"` or `"acc_and_f1"` ((accuracy + F1) / 2, positive label "1").
     test_files : the files that serve as the test split, in the task's data folder (the first
         is the configs' `test_data_path`; MNLI's second, the mismatched set, is evaluated apart).
+    label_names : label -> what it means (e.g. `"0"` -> `"negative"`), which predictions carry
+        as `label_name`; None where the labels are words already.
     """
 
     name: str
@@ -46,6 +55,7 @@ class Task:
     gpt2_label_words: Optional[Dict[str, str]] = None
     metric: str = "accuracy"
     test_files: Tuple[str, ...] = ("dev.tsv",)
+    label_names: Optional[Dict[str, str]] = None
 
     @property
     def is_pair(self) -> bool:
@@ -66,26 +76,30 @@ class Task:
 
 
 def _sentence(name: str, words: Dict[str, str], gpt2: Optional[str], fmt: str,
-              labels: Tuple[str, ...], test_files: Tuple[str, ...]) -> Task:
+              labels: Tuple[str, ...], test_files: Tuple[str, ...], names: Dict[str, str]) -> Task:
     glue = fmt == "glue-tsv"
     return Task(
         name=name, format=fmt,
         text_columns=("sentence",) if glue else ("text",), label_column="label" if glue else "",
         labels=labels, template="{s} . It was <mask> ." if name != "trec" else "<mask> : {s}",
         label_words=words, gpt2_template=gpt2, gpt2_label_words=words, test_files=test_files,
+        label_names=names,
     )
 
 
 TASKS: Dict[str, Task] = {
     task.name: task
     for task in [
-        _sentence("sst-2", SENTIMENT, "{s} It was {label} .", "glue-tsv", ("0", "1"), ("dev.tsv",)),
-        _sentence("mr", SENTIMENT, "{s} It was {label} .", "label-tsv", ("0", "1"), ("test.tsv",)),
-        _sentence("mpqa", SENTIMENT, "{s} It was {label} .", "label-tsv", ("0", "1"), ("test.tsv",)),
+        _sentence("sst-2", SENTIMENT, "{s} It was {label} .", "glue-tsv", ("0", "1"), ("dev.tsv",),
+                  SENTIMENT_NAMES),
+        _sentence("mr", SENTIMENT, "{s} It was {label} .", "label-tsv", ("0", "1"), ("test.tsv",),
+                  SENTIMENT_NAMES),
+        _sentence("mpqa", SENTIMENT, "{s} It was {label} .", "label-tsv", ("0", "1"), ("test.tsv",),
+                  SENTIMENT_NAMES),
         _sentence("subj", {"0": "subjective", "1": "objective"}, "{s} It was {label} .",
-                  "label-tsv", ("0", "1"), ("test.tsv",)),
+                  "label-tsv", ("0", "1"), ("test.tsv",), {"0": "subjective", "1": "objective"}),
         _sentence("trec", TREC_WORDS, "{s} It was {label} .", "label-tsv",
-                  tuple(TREC_WORDS), ("test.tsv",)),
+                  tuple(TREC_WORDS), ("test.tsv",), TREC_NAMES),
         Task(
             name="mnli", format="glue-tsv", text_columns=("sentence1", "sentence2"),
             label_column="gold_label", labels=("contradiction", "entailment", "neutral"),
@@ -97,7 +111,7 @@ TASKS: Dict[str, Task] = {
             name="mrpc", format="glue-tsv", text_columns=("#1 String", "#2 String"),
             label_column="Quality", labels=("0", "1"), template="{a} ? <mask> , {b}",
             label_words={"0": "No", "1": "Yes"}, gpt2_template="{a} {b} They are {label} .",
-            metric="acc_and_f1",
+            metric="acc_and_f1", label_names={"0": "not_equivalent", "1": "equivalent"},
         ),
         Task(
             name="qnli", format="glue-tsv", text_columns=("question", "sentence"),
@@ -109,6 +123,7 @@ TASKS: Dict[str, Task] = {
             name="qqp", format="glue-tsv", text_columns=("question1", "question2"),
             label_column="is_duplicate", labels=("0", "1"), template="{a} <mask> , {b}",
             label_words={"0": "No", "1": "Yes"}, metric="acc_and_f1",
+            label_names={"0": "not_duplicate", "1": "duplicate"},
         ),
         Task(
             name="rte", format="glue-tsv", text_columns=("sentence1", "sentence2"),

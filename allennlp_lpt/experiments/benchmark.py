@@ -344,6 +344,7 @@ def time_method(method: str, settings: Settings, folder: str) -> Dict[str, objec
     for _ in range(max(settings.warmup, epoch_length(method, settings))):
         step()
     times = []
+    others = OtherProcesses.start()
     for _ in range(settings.steps):
         _sync(settings)
         start = time.perf_counter()
@@ -355,12 +356,57 @@ def time_method(method: str, settings: Settings, folder: str) -> Dict[str, objec
         "step_ms": statistics.median(times),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
+    busy = others.cores_used()
+    if busy is not None:
+        row["other_processes_cores"] = round(busy, 2)
     if settings.device == "cuda":
         row["peak_mem_mib"] = torch.cuda.max_memory_allocated() / 2**20
     if settings.profile:
         row.update(profile_steps(step, settings))
     del model, step
     return row
+
+
+class OtherProcesses:
+    """How many cores other processes kept busy while a method was timed (Linux only).
+
+    The methods run one after another, so work elsewhere on the machine slows some of them and
+    not others and skews every ratio: each row records it. It is the machine's busy CPU time from
+    ``/proc/stat`` less this process's own, over the wall time.
+    """
+
+    def __init__(self, machine: Optional[float], own: float, wall: float) -> None:
+        self.machine, self.own, self.wall = machine, own, wall
+
+    @staticmethod
+    def _machine_busy_seconds() -> Optional[float]:
+        try:
+            with open("/proc/stat") as handle:
+                fields = [float(value) for value in handle.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @classmethod
+    def start(cls) -> "OtherProcesses":
+        return cls(cls._machine_busy_seconds(), time.process_time(), time.perf_counter())
+
+    def cores_used(self) -> Optional[float]:
+        machine = self._machine_busy_seconds()
+        wall = time.perf_counter() - self.wall
+        if machine is None or self.machine is None or wall <= 0:
+            return None
+        others = (machine - self.machine) - (time.process_time() - self.own)
+        return max(0.0, others / wall)
+
+
+def busy_rows(rows: List[Dict[str, object]], threshold: float = 0.25) -> List[Dict[str, object]]:
+    """CPU rows timed while other processes kept at least ``threshold`` of a core busy."""
+    return [
+        row for row in rows
+        if row.get("device") == "cpu" and float(row.get("other_processes_cores", 0.0)) >= threshold  # type: ignore[arg-type]
+    ]
 
 
 PROFILE_STEPS = 3
@@ -548,6 +594,13 @@ def table(rows: List[Dict[str, object]]) -> str:
             f"late_prompt_cached is timed on a second epoch: each timed batch was stored in an "
             f"earlier, untimed pass.\n"
         )
+        busy = busy_rows(rows)
+        if busy:
+            text += (
+                "\nWarning: other processes were using the CPU while these methods were timed ("
+                + ", ".join(f"{row['method']}: {row['other_processes_cores']} cores" for row in busy)
+                + f", of {os.cpu_count()}); ratios measured under other load are not comparable.\n"
+            )
     return text
 
 

@@ -229,5 +229,5 @@ def plot(runs: List[Dict[str, Any]], rows: List[Dict[str, Any]], path: str, what
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")  # annotations near the edge are not clipped
     plt.close(figure)

@@ -14,6 +14,8 @@ from allennlp_lpt.experiments.tables import markdown_table
 from allennlp_lpt.modules.tuning_methods import TuningMethod, method_names
 
 LATE_PROMPT_ENCODERS = ("late_prompt_roberta", "late_prompt_gpt2", "late_prompt_causal")
+# Models with a `seq2vec_encoder` and a linear head (the quickstart's, and AllenNLP's own).
+BASIC_CLASSIFIERS = ("lpt_basic_classifier", "basic_classifier")
 
 
 def method_class(method: str, *, flag: str = "--methods") -> Type[TuningMethod]:
@@ -42,12 +44,13 @@ def _late_prompt_parts(config: Dict[str, Any], source: str) -> Dict[str, Any]:
     what a base config must hold."""
     model = config.get("model", {})
     tokens = model.get("text_field_embedder", {}).get("token_embedders", {}).get("tokens", {})
-    encoder = model.get("seq2vec_encoder") if model.get("type") == "basic_classifier" else model.get("encoder")
+    encoder = model.get("seq2vec_encoder") if model.get("type") in BASIC_CLASSIFIERS else model.get("encoder")
     if tokens.get("type") != "late_prompt_transformer" or not isinstance(encoder, dict) \
             or encoder.get("type") not in LATE_PROMPT_ENCODERS:
         raise ConfigurationError(
             f"{source}: lpt-compare needs a late-prompt training config: model.type "
-            f"basic_classifier (with a late_prompt_* seq2vec_encoder) or late_prompt_classifier "
+            f"lpt_basic_classifier or basic_classifier (with a late_prompt_* seq2vec_encoder) or "
+            f"late_prompt_classifier "
             f"(with a late_prompt_* encoder), its text_field_embedder.token_embedders.tokens a "
             f"late_prompt_transformer. Start from training_configs/quickstart.jsonnet or a "
             f"paper config."
@@ -92,7 +95,7 @@ def with_method(
         config["trainer"]["optimizer"]["parameter_groups"] = groups
     model = config["model"]
     model["text_field_embedder"]["token_embedders"]["tokens"] = embedder
-    if model.get("type") == "basic_classifier":
+    if model.get("type") in BASIC_CLASSIFIERS:
         backbone = load_backbone_config(tokens["model_name"])
         hidden = family_for_config(backbone, tokens["model_name"]).hidden_size(backbone)
         model["seq2vec_encoder"] = _pooler(model["seq2vec_encoder"], hidden)

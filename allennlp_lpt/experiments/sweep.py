@@ -301,6 +301,15 @@ def plot(rows: List[Dict[str, Any]], grid: Grid, score: str, path: str, x_key: O
         x_key = numeric[0]
     if x_key not in grid:
         raise ConfigurationError(f"--x {x_key!r} is not a swept key ({', '.join(grid)})")
+    import matplotlib.pyplot as plt
+
+    figure = draw(rows, grid, score, x_key)
+    figure.savefig(path, dpi=120, bbox_inches="tight")  # long legend entries are not clipped
+    plt.close(figure)
+
+
+def draw(rows: List[Dict[str, Any]], grid: Grid, score: str, x_key: str):
+    """The figure `plot` saves (a matplotlib Figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,10 +329,13 @@ def plot(rows: List[Dict[str, Any]], grid: Grid, score: str, path: str, x_key: O
         names = short_names(list(grid))
         name = ", ".join(f"{names[k]}={v}" for k, v in zip(others, label)) or score
         axes.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+    if all(isinstance(v, int) for v in grid[x_key]):  # layers, lengths: no 2.5 on the axis
+        from matplotlib.ticker import MaxNLocator
+
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(x_key.rsplit(".", 1)[-1])
     axes.set_ylabel(score)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure

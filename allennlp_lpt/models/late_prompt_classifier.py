@@ -19,12 +19,14 @@ from allennlp_lpt.core.checks import BatchCheck
 from allennlp_lpt.core.masks import Layout, check_right_padded
 from allennlp_lpt.core.pretrained import PretrainedHead
 from allennlp_lpt.data.tasks import get_task, split_answer_template
+from allennlp_lpt.models.label_metrics import Confusion, LabelMetrics
 from allennlp_lpt.modules import pairing
 from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePromptEncoder
 from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
     LatePromptTransformerEmbedder,
 )
 from allennlp_lpt.modules.token_embedders.peft_transformer import PeftTransformerEmbedder
+from allennlp_lpt.option_types import TypedOptions
 
 
 METRICS = ("accuracy", "acc_and_f1")
@@ -99,7 +101,7 @@ def _shared_lm_head(backbone: Backbone, model_name: str) -> PretrainedHead:
 
 
 @Model.register("late_prompt_classifier")
-class LatePromptClassifier(Model):
+class LatePromptClassifier(TypedOptions, Model):
     """
     The paper's classifier: no new head, the frozen pretrained language-model head decides.
 
@@ -208,6 +210,7 @@ class LatePromptClassifier(Model):
         self._metric = metric or (spec.metric if spec is not None else "accuracy")
         self._accuracy = CategoricalAccuracy()
         self._f1 = self._f1_measure(self._metric, label_words)
+        self._label_metrics = LabelMetrics(self.vocab, label_namespace)
 
     def _words_in_label_order(self, label_words: Dict[str, str]) -> List[str]:
         """The label words in the order of the label vocabulary (every label needs one)."""
@@ -527,7 +530,9 @@ class LatePromptClassifier(Model):
     ) -> Dict[str, torch.Tensor]:
         """
         Adds `label` (the predicted label), `label_word` (its verbalizer word) and
-        `class_probabilities` (label -> probability).
+        `class_probabilities` (label -> probability). `probs` and `logits` follow the label
+        vocabulary, which lists the reader's declared `labels` in their order
+        (`OrderedLabelField`); the `lpt_classifier` predictor names that order in `labels`.
         """
         probs = output_dict["probs"]
         predictions = probs.argmax(dim=-1).tolist()
@@ -547,12 +552,26 @@ class LatePromptClassifier(Model):
         self._accuracy(logits, label)
         if self._f1 is not None:
             self._f1(logits, label)
+        self._label_metrics(logits, label)
 
     def get_metrics(self, reset: bool = False) -> Dict[str, float]:
+        """
+        `accuracy`; with `metric: acc_and_f1`, `f1` (label "1"'s, as for MRPC and QQP) and
+        `acc_and_f1`; `macro_f1`, and at the end of a pass each label's `precision_label=L`,
+        `recall_label=L` and `f1_label=L` (`LabelMetrics`). A causal model's training scores
+        no candidates, so its training epochs report none but `accuracy` (0).
+        """
         metrics = {"accuracy": self._accuracy.get_metric(reset)}
-        if self._f1 is not None:
+        # F1Measure raises where it counted nothing.
+        if self._f1 is not None and self._label_metrics.counted:
             metrics["f1"] = self._f1.get_metric(reset)["f1"]
             metrics["acc_and_f1"] = (metrics["accuracy"] + metrics["f1"]) / 2
+        metrics.update(self._label_metrics.get_metrics(reset))
         return metrics
+
+    def confusion_matrix(self) -> Optional[Confusion]:
+        """The confusion counts of the last finished pass over a dataset (the last
+        `get_metrics(reset=True)`), in the label vocabulary's order; None before any."""
+        return self._label_metrics.last_confusion
 
     default_predictor = "lpt_classifier"

@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from allennlp.common.checks import ConfigurationError
-from allennlp.common.util import JsonDict, sanitize
+from allennlp.common.util import JsonDict
 from allennlp.data import Batch
 from allennlp.models import Model
 from allennlp.models.archival import load_archive
@@ -28,6 +28,7 @@ from allennlp_lpt.data.dataset_readers import TsvClassificationReader
 from allennlp_lpt.models import LatePromptClassifier
 from allennlp_lpt.modules.token_embedders import LatePromptTransformerEmbedder
 from allennlp_lpt.predictors.lpt_classifier import LatePromptClassifierPredictor
+from allennlp_lpt.predictors.outputs import separate
 
 logger = logging.getLogger(__name__)
 
@@ -302,8 +303,10 @@ class MultiTaskPredictor:
             for task in group.tasks:
                 task_input = _with_lower_states(model_input, lower_states)
                 raw = task.model.make_output_human_readable(task.model(**task_input))
-                yield task, [task.predictor._with_labels(sanitize(o))
-                             for o in _separate(raw, len(instances), task.model)]
+                yield task, [
+                    task.predictor.prediction(output, instance, given)
+                    for output, instance, given in zip(separate(raw, len(instances), task.model), instances, inputs)
+                ]
 
 
 def _with_lower_states(model_input: Dict[str, Any], lower_states: Optional[LowerStates]) -> Dict[str, Any]:
@@ -312,22 +315,3 @@ def _with_lower_states(model_input: Dict[str, Any], lower_states: Optional[Lower
         return model_input
     tokens = dict(model_input["tokens"]["tokens"], lower_states=lower_states)
     return dict(model_input, tokens={"tokens": tokens})
-
-
-def _separate(outputs: Dict[str, Any], batch_size: int, model: Model) -> List[Dict[str, Any]]:
-    """Per-instance outputs, as `Model.forward_on_instances` separates a batch's."""
-    separated: List[Dict[str, Any]] = [{} for _ in range(batch_size)]
-    for name, output in list(outputs.items()):
-        if isinstance(output, torch.Tensor):
-            if output.dim() == 0:
-                output = output.unsqueeze(0)
-            if output.size(0) != batch_size:
-                model._maybe_warn_for_unseparable_batches(name)
-                continue
-            output = output.detach().cpu().numpy()
-        elif len(output) != batch_size:
-            model._maybe_warn_for_unseparable_batches(name)
-            continue
-        for instance_output, element in zip(separated, output):
-            instance_output[name] = element
-    return separated

@@ -264,3 +264,28 @@ def test_every_method_runs_on_llama_family_shapes(tiny_models, monkeypatch, mode
                progress=lambda message: None)
     assert [row["method"] for row in rows] == list(benchmark.methods())
     assert not [row for row in rows if "error" in row], [row.get("error") for row in rows]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
+def test_another_process_using_the_cpu_while_timing_is_recorded_and_warned_about():
+    quiet = benchmark.OtherProcesses.start()
+    sum(range(3_000_000))  # this process's own work is not "other"
+    assert quiet.cores_used() < 0.5
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+        time.sleep(0.3)  # let it start
+        busy = benchmark.OtherProcesses.start()
+        time.sleep(1.0)
+        cores = busy.cores_used()
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert cores > 0.7
+    rows = [{"method": "full", "step_ms": 10.0, "trainable_params": 1, "device": "cpu",
+             "other_processes_cores": 0.0},
+            {"method": "late_prompt", "step_ms": 5.0, "trainable_params": 1, "device": "cpu",
+             "other_processes_cores": round(cores, 2)}]
+    text = table(rows)
+    assert "Warning: other processes were using the CPU" in text and "late_prompt:" in text
+    assert "full:" not in text.split("Warning")[1]

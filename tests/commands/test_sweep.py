@@ -146,3 +146,19 @@ def test_aggregate_averages_a_data_seed_sweep_into_one_row(tmp_path):
         (folder / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy}))
     rows = aggregate([str(tmp_path)]).splitlines()
     assert len(rows) == 3 and "| few-shot k=100 | test accuracy | 72.00 ± 2.83 | 2 |" in rows[2]
+
+
+def test_the_plot_of_an_integer_key_has_integer_ticks():
+    """Prompt layers are whole numbers: no 1.5 on the axis."""
+    import matplotlib.pyplot as plt
+
+    from allennlp_lpt.experiments.sweep import draw
+
+    grid = {"*.prompt_layer": [1, 2]}
+    rows = [{"*.prompt_layer": k, "best_dev_accuracy": 0.5 + 0.1 * k} for k in (1, 2)]
+    figure = draw(rows, grid, "best_dev_accuracy", "*.prompt_layer")
+    try:
+        ticks = figure.axes[0].get_xticks()
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    finally:
+        plt.close(figure)

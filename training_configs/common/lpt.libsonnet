@@ -4,13 +4,15 @@
   dirOf(file):: std.join('/', std.split(file, '/')[:std.length(std.split(file, '/')) - 1]),
 
   // AdamW as the authors ran it: weight decay 0.1, none on biases and LayerNorm weights.
+  // One regex for every family's names: AllenNLP warns of each regex that matches nothing that
+  // trains, and a pattern per family would warn on every run (allennlp_lpt/logs.py keeps a copy).
   optimizer(lr):: {
     type: 'huggingface_adamw',
     lr: lr,
     eps: 1e-8,
     weight_decay: 0.1,
     parameter_groups: [
-      [['bias', 'LayerNorm\\.weight', 'layer_norm\\.weight', 'ln_.*\\.weight'], { weight_decay: 0.0 }],
+      [['bias|LayerNorm\\.weight|layer_norm\\.weight|ln_.*\\.weight'], { weight_decay: 0.0 }],
     ],
   },
 
@@ -25,8 +27,12 @@
     cuda_device: -1,  // -o '{"trainer.cuda_device": 0}' for a GPU
     // Random states in every checkpoint: a run recovered with --recover matches an uninterrupted one.
     // Trainable and total parameters in the log and in parameter_counts.json.
-    callbacks: [{ type: 'lpt_rng_state' }, { type: 'lpt_parameter_counts' }],
+    // The best validation epoch's confusion matrix beside metrics.json (confusion_matrix.csv, .png).
+    callbacks: [{ type: 'lpt_rng_state' }, { type: 'lpt_parameter_counts' }, { type: 'lpt_confusion_matrix' }],
   },
+
+  // `allennlp evaluate ... --output-file X.json` also writes X_confusion_matrix.csv and .png.
+  evaluation:: { type: 'lpt_confusion_matrix' },
 
   // `labels`: the label set, where it is known; a row with another label is then an error.
   // `cache_keys`: with the embedder's `cache`, key each instance once on the host (README, Speed).
@@ -106,6 +112,7 @@
       // No shuffling in validation: a --recover replay of the data loading stays exact.
       validation_data_loader: { batch_sampler: { type: 'bucket', batch_size: 64, sorting_keys: ['tokens'], shuffle: false } },
       trainer: $.trainer(recipe.lr, 10, recipe.accumulation) + { validation_metric: '+' + metric },
+      evaluation: $.evaluation,
       random_seed: 42,
       numpy_seed: 42,
       pytorch_seed: 42,

@@ -1,6 +1,12 @@
+import bz2
+import gzip
+import json
 import logging
+import lzma
 import os
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+import zlib
+from collections import Counter
+from typing import IO, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from allennlp.common.checks import ConfigurationError
 from allennlp.common.file_utils import cached_path
@@ -16,8 +22,11 @@ from allennlp_lpt.core import (
     resolve_model_name,
 )
 from allennlp_lpt.data.fields import CacheKeyedTextField
+from allennlp_lpt.data.fields.ordered_label_field import OrderedLabelField
+from allennlp_lpt.data.sourced_instance import SourcedInstance
 from allennlp_lpt.data.tasks import get_task, split_answer_template
 from allennlp_lpt.data.templates import InputEncoder, TemplateError
+from allennlp_lpt.option_types import TypedOptions
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +73,69 @@ def missing_file_message(file_path: str) -> str:
     )
 
 
+def checked_label_names(
+    label_names: Optional[Dict[str, str]], labels: Optional[List[str]]
+) -> Optional[Dict[str, str]]:
+    """`label_names` as label (str) -> name, checked to name exactly the declared `labels`."""
+    if label_names is None:
+        return None
+    if not isinstance(label_names, dict) or not all(
+        isinstance(name, str) and name.strip() for name in label_names.values()
+    ):
+        raise ConfigurationError(
+            f"dataset_reader.label_names={label_names!r}: give a mapping label -> name, e.g. "
+            f'{{"0": "negative", "1": "positive"}}.'
+        )
+    if labels is None:
+        raise ConfigurationError(
+            "dataset_reader.label_names needs dataset_reader.labels, the label set in the order "
+            f"the model's probabilities follow, e.g. \"dataset_reader.labels\": "
+            f"{json.dumps([str(label) for label in label_names])}."
+        )
+    names = {str(label): name for label, name in label_names.items()}
+    unknown = [label for label in names if label not in labels]
+    unnamed = [label for label in labels if label not in names]
+    if unknown or unnamed:
+        problems = ([f"{unknown} are not labels"] if unknown else []) + (
+            [f"{unnamed} have no name"] if unnamed else [])
+        raise ConfigurationError(
+            f"dataset_reader.label_names must name every label of dataset_reader.labels "
+            f"{labels} and no other: {'; '.join(problems)}."
+        )
+    return names
+
+
+# Compressed files are recognised by their first bytes, whatever their name.
+_DECOMPRESSORS = {b"\x1f\x8b": ("gzip", gzip.open), b"BZh": ("bzip2", bz2.open), b"\xfd7zXZ\x00": ("xz", lzma.open)}
+_UNREAD_CONTAINERS = {b"PK\x03\x04": "a zip archive", b"\x28\xb5\x2f\xfd": "zstd-compressed"}
+
+
+def _open_data_file(resolved: str, file_path: str) -> Tuple[IO[bytes], Optional[str]]:
+    """
+    The file's bytes, decompressed where it is gzip, bzip2 or xz (as pandas and AllenNLP's
+    own readers read a `.tsv.gz`), and the compression's name (None for a plain file). A zip or
+    zstd file is a ConfigurationError naming the file.
+    """
+    with open(resolved, "rb") as probe:
+        start = probe.read(6)
+    for magic, what in _UNREAD_CONTAINERS.items():
+        if start.startswith(magic):
+            raise ConfigurationError(
+                f"{file_path}: the file is {what}, which this reader does not unpack (it reads "
+                f"plain, gzip, bzip2 and xz files). Unpack it and give the TSV file inside."
+            )
+    for magic, (name, opener) in _DECOMPRESSORS.items():
+        if start.startswith(magic):
+            return opener(resolved, "rb"), name
+    return open(resolved, "rb"), None
+
+
 def _has_content(reader: "TsvClassificationReader", file_path: str) -> bool:
     return any(text.strip() for _, text in reader._lines(file_path))
 
 
 @DatasetReader.register("lpt_tsv")
-class TsvClassificationReader(DatasetReader):
+class TsvClassificationReader(TypedOptions, DatasetReader):
     """
     Sentence and sentence-pair classification from TSV files, tokenized for one pretrained
     model, optionally through a prompt template.
@@ -90,7 +156,13 @@ class TsvClassificationReader(DatasetReader):
         One column (single sentence) or two (a pair), for `"glue-tsv"`.
     label_column : `str`, optional (default = `"label"`)
     labels : `List[str]`, optional
-        The valid labels; a row with another is an error. Default: any non-empty label.
+        The valid labels; a row with another is an error. Default: any non-empty label. Given,
+        it is also the order of the model's label vocabulary, and so of `probs` in its outputs
+        (without it, AllenNLP's order: the most frequent label first).
+    label_names : `Dict[str, str]`, optional
+        Label -> what it means (e.g. `{"0": "negative", "1": "positive"}`), a name for every one
+        of `labels` (which it needs). Predictions carry it as `label_name`; saved with the reader's
+        config, it travels in the archive.
     template : `str`, optional
         A prompt template (`{s}` for one text, `{a}` and `{b}` for a pair, `<mask>` for the
         masked-LM verbalizer), e.g. `"{s} . It was <mask> ."`. For GPT-2 the template ends where
@@ -121,6 +193,7 @@ class TsvClassificationReader(DatasetReader):
         max_length: Optional[int] = None,
         skip_invalid: bool = False,
         cache_keys: bool = False,
+        label_names: Optional[Dict[str, str]] = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,7 +209,12 @@ class TsvClassificationReader(DatasetReader):
         self.format = format
         self.label_column = label_column
         self.labels = None if labels is None else [str(label) for label in labels]
+        self.label_names = checked_label_names(label_names, self.labels)
         self.skip_invalid = skip_invalid
+        # Without declared labels: where each label was first seen, and the first file this
+        # reader read (in `allennlp train`, the training data), for `_label_problem`.
+        self._label_origins: Dict[str, Tuple[str, int]] = {}
+        self._first_file: Optional[str] = None
         config = load_backbone_config(model_name, key="dataset_reader.model_name")
         family = family_for_config(config, model_name, key="dataset_reader.model_name")
         max_length = checked_max_length(max_length, model_name, config, key="dataset_reader.max_length")
@@ -172,13 +250,28 @@ class TsvClassificationReader(DatasetReader):
         }
 
     def _lines(self, file_path: str) -> Iterator[Tuple[int, str]]:
-        """(line number, text) of every line, decoded as UTF-8 (a leading BOM is dropped)."""
+        """(line number, text) of every line, decoded as UTF-8 (a leading BOM is dropped); of the
+        decompressed text where the file is gzip, bzip2 or xz."""
         try:
             resolved = cached_path(file_path)
         except FileNotFoundError as error:
             raise ConfigurationError(missing_file_message(file_path)) from error
-        with open(resolved, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
+        handle, compression = _open_data_file(resolved, file_path)
+        with handle:
+            numbered = enumerate(handle, start=1)
+            while True:
+                try:
+                    number, raw = next(numbered)
+                except StopIteration:
+                    break
+                except (EOFError, OSError, zlib.error, lzma.LZMAError) as error:
+                    if compression is None:
+                        raise
+                    raise ConfigurationError(
+                        f"{file_path}: the {compression} file does not decompress ({type(error).__name__}: "
+                        f"{error}). It is damaged or incomplete, e.g. a copy or download cut short: "
+                        f"fetch it again, or give it uncompressed."
+                    ) from None
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as error:
@@ -225,10 +318,18 @@ class TsvClassificationReader(DatasetReader):
             yield line, texts, row[label_position]
 
     def _read(self, file_path: str) -> Iterable[Instance]:
+        if self._first_file is None:
+            self._first_file = file_path
         skipped = 0
+        skipped_labels: Counter = Counter()  # rows skipped for a label outside `labels`
         read = 0
         for line, texts, label in self._rows(file_path):
             problem = label if texts is None else self._row_problem(texts, label)
+            fix = "Fix the row, or set dataset_reader.skip_invalid to skip such rows."
+            if problem is None:
+                problem, fix = self._label_problem(file_path, line, label) or (None, fix)
+                if problem is not None and self.labels is not None:
+                    skipped_labels[label] += 1
             if problem is None:
                 try:
                     instance = self.text_to_instance(*texts.values(), label=label)  # type: ignore
@@ -236,16 +337,20 @@ class TsvClassificationReader(DatasetReader):
                     problem = str(error)
                 else:
                     read += 1
+                    if isinstance(instance, SourcedInstance):
+                        instance.file, instance.line = file_path, line  # for predictions to echo
                     yield instance
                     continue
             if not self.skip_invalid:
-                raise ConfigurationError(
-                    f"{file_path}:{line}: the row {problem}. Fix the row, or set "
-                    f"dataset_reader.skip_invalid to skip such rows."
-                )
+                raise ConfigurationError(f"{file_path}:{line}: the row {problem}. {fix}")
             skipped += 1
         if skipped:
-            logger.warning("Skipped %d invalid row(s) of %s (skip_invalid is set).", skipped, file_path)
+            outside = ", ".join(f"{label!r} ({count})" for label, count in sorted(skipped_labels.items()))
+            logger.warning(
+                "Skipped %d invalid row(s) of %s (skip_invalid is set)%s.", skipped, file_path,
+                f", {sum(skipped_labels.values())} of them for labels outside dataset_reader.labels: "
+                f"{outside}" if skipped_labels else "",
+            )
         if read == 0:
             why = f"all {skipped} row(s) were invalid and skipped" if skipped else (
                 "it has a header and no rows" if self.format == "glue-tsv" and _has_content(self, file_path)
@@ -258,9 +363,70 @@ class TsvClassificationReader(DatasetReader):
                 return f"has an empty text in column {column!r}"
         if not label.strip():
             return "has an empty label"
-        if self.labels is not None and label not in self.labels:
-            return f"has the label {label!r}, which is not one of {self.labels}"
         return None
+
+    def _label_problem(self, file_path: str, line: int, label: str) -> Optional[Tuple[str, str]]:
+        """
+        What is wrong with a row's (non-empty) label, and the fix, or None.
+
+        With declared `labels`, a label outside them. Without, a label that differs from one
+        seen before only in case or surrounding spaces (`'Pos'`, `'pos '` after `'pos'`), which
+        would silently become a class of its own. A label first seen in a later file than the
+        first this reader read (a validation label the training data lacks) is a class the
+        model never trains on: a warning naming the file and line, once per label.
+        """
+        def same(a: str, b: str) -> bool:
+            return a.strip().casefold() == b.strip().casefold()
+
+        if self.labels is not None:
+            if label in self.labels:
+                return None
+            problem = f"has the label {label!r}, which is not one of {self.labels}"
+            near = next((known for known in self.labels if same(known, label)), None)
+            if near is not None:
+                return f"{problem}: it differs from {near!r} only in case or surrounding spaces", f"Write it as {near!r}."
+            if getattr(self, "task", None) is not None:  # lpt_task: the task's label set
+                return problem, "Fix the row, or set dataset_reader.skip_invalid to skip such rows."
+            # (skip_invalid skips the row: no need to read the file again for the fix)
+            fix = "" if self.skip_invalid else self._declare_labels_fix(file_path)
+            return f"{problem} (dataset_reader.labels)", fix
+        if label in self._label_origins:
+            return None
+        for known, (known_file, known_line) in self._label_origins.items():
+            if same(known, label):
+                return (
+                    f"has the label {label!r}, which differs from the label {known!r} "
+                    f"({known_file}:{known_line}) only in case or surrounding spaces, so it would "
+                    f"become a class of its own",
+                    "Write the label one way in every file; if they are different classes, declare "
+                    "dataset_reader.labels listing both.",
+                )
+        self._label_origins[label] = (file_path, line)
+        if file_path != self._first_file:
+            logger.warning(
+                "%s:%d: the label %r is not in %s, the first file read (the training data): it "
+                "becomes a class the model never trains on. Fix the row if it is a typo; declare "
+                "dataset_reader.labels (with every class) if the class is meant.",
+                file_path, line, label, self._first_file,
+            )
+        return None
+
+    def _declare_labels_fix(self, file_path: str) -> str:
+        """The fix for a label outside the declared `labels`: declaring the file's own labels
+        (a multi-class file read with a binary config), unless they are too many to be classes."""
+        counts = Counter(label for _, texts, label in self._rows(file_path) if texts is not None and label.strip())
+        found = sorted(counts)
+        if len(found) > 20:
+            column = (
+                f"dataset_reader.label_column ({self.label_column!r}) the label column"
+                if self.format == "glue-tsv" else "the file label<TAB>text (dataset_reader.format)"
+            )
+            return f"The file has {len(found)} different labels (e.g. {found[:5]}): is {column}? Otherwise fix the row."
+        overrides = json.dumps({"dataset_reader.labels": found})
+        return (
+            f"The file's labels are {found}: if those are its classes, declare them, e.g. "
+            f"-o '{overrides}'; otherwise fix the row."
+        )
 
     def text_to_instance(  # type: ignore[override]
         self, sentence: str, sentence2: Optional[str] = None, label: Optional[str] = None
@@ -300,8 +466,11 @@ class TsvClassificationReader(DatasetReader):
             text_field = TextField(tokens)
         fields: Dict[str, Field] = {"tokens": text_field}
         if label is not None:
-            fields["label"] = LabelField(str(label))
-        return Instance(fields)
+            # With declared labels, the vocabulary lists them in their order (OrderedLabelField).
+            fields["label"] = (
+                LabelField(str(label)) if self.labels is None else OrderedLabelField(str(label), self.labels)
+            )
+        return SourcedInstance(fields, dict(zip(self.text_columns, given)))
 
     def apply_token_indexers(self, instance: Instance) -> None:
         instance.fields["tokens"].token_indexers = self.token_indexers  # type: ignore
@@ -327,6 +496,8 @@ class TaskReader(TsvClassificationReader):
     skip_invalid : `bool`, optional (default = `False`)
     cache_keys : `bool`, optional (default = `False`)
         See `lpt_tsv`.
+    label_names : `Dict[str, str]`, optional
+        Overrides the task's label names (see `lpt_tsv`; `allennlp_lpt.data.tasks`).
     """
 
     def __init__(
@@ -337,6 +508,7 @@ class TaskReader(TsvClassificationReader):
         template: Optional[str] = None,
         max_length: Optional[int] = None,
         skip_invalid: bool = False,
+        label_names: Optional[Dict[str, str]] = None,
         **kwargs,
     ) -> None:
         spec = get_task(task, key="dataset_reader.task")
@@ -350,6 +522,7 @@ class TaskReader(TsvClassificationReader):
             template=template if template is not None else spec.template_for(causal),
             max_length=max_length,
             skip_invalid=skip_invalid,
+            label_names=label_names if label_names is not None else spec.label_names,
             **kwargs,
         )
         self.task = spec

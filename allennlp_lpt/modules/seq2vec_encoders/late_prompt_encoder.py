@@ -12,6 +12,7 @@ from allennlp_lpt.core.family import BackboneFamily
 from allennlp_lpt.core.masks import Layout, check_right_padded
 from allennlp_lpt.generators import NaivePromptGenerator, PromptGenerator
 from allennlp_lpt.modules.halves import UpperHalf
+from allennlp_lpt.option_types import TypedOptions
 
 
 def encoder_for(family: Type[BackboneFamily]) -> str:
@@ -20,7 +21,7 @@ def encoder_for(family: Type[BackboneFamily]) -> str:
     return "late_prompt_causal" if family.is_causal else "late_prompt_roberta"
 
 
-class LatePromptEncoder(Seq2VecEncoder, UpperHalf):
+class LatePromptEncoder(TypedOptions, Seq2VecEncoder, UpperHalf):
     """
     The trainable part of a late-prompt backbone: a prompt generator reads the frozen
     layer-`prompt_layer` states (from a `late_prompt_transformer` embedder of the same model),

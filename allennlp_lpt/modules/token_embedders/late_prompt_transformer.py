@@ -8,15 +8,22 @@ from allennlp_lpt.core import LowerStack
 from allennlp_lpt.core.masks import Layout, check_right_padded
 from allennlp_lpt.core.stacks import LowerStates
 from allennlp_lpt.core.backbone import parse_backbone_dtype
-from allennlp_lpt.core.cache import LowerStateCache, RowKeys, instance_key, weights_fingerprint
+from allennlp_lpt.core.cache import (
+    LowerStateCache,
+    RowKeys,
+    check_cache_dir,
+    instance_key,
+    weights_fingerprint,
+)
 from allennlp_lpt.core.checks import BatchCheck
 from allennlp_lpt.modules.halves import LowerHalf
+from allennlp_lpt.option_types import TypedOptions
 
 logger = logging.getLogger(__name__)
 
 
 @TokenEmbedder.register("late_prompt_transformer")
-class LatePromptTransformerEmbedder(TokenEmbedder, LowerHalf):
+class LatePromptTransformerEmbedder(TypedOptions, TokenEmbedder, LowerHalf):
     """
     The frozen part of a late-prompt backbone: the embeddings and the layers below the prompt
     layer, run without an autograd graph (they train nothing and keep no activations). Its
@@ -60,7 +67,9 @@ class LatePromptTransformerEmbedder(TokenEmbedder, LowerHalf):
         config and a SHA-1 of every byte of the lower layers' weights and buffers, taken when
         the store is built (32 ms for all-MiniLM-L6-v2 at prompt layer 3 on a 2-core CPU; on a
         GPU the weights are copied to the host for it, once per 256 MiB), so a stale entry is
-        never reused.
+        never reused. It must be writable (created where missing; checked when the embedder
+        is built); a write that fails later (a full disk) stops storing there for the run,
+        with one warning, and the states not stored are computed again.
     cache_float16 : `bool`, optional (default = `False`)
         Store cached states in 16 bits (half the memory of float32 states): in bfloat16 where
         the backbone's weights are bfloat16 (`backbone_dtype`), whose states may exceed
@@ -100,6 +109,8 @@ class LatePromptTransformerEmbedder(TokenEmbedder, LowerHalf):
         self.prompt_layer = prompt_layer
         self.lower_dropout = lower_dropout and not cache
         self.backbone_dtype = backbone_dtype
+        if cache and cache_dir is not None:
+            check_cache_dir(cache_dir)  # now, not at the first entry stored
         self.stack = LowerStack(
             model_name, prompt_layer, dtype=parse_backbone_dtype(backbone_dtype)
         )

@@ -10,6 +10,7 @@ from allennlp_lpt.core.pretrained import PretrainedPart
 from allennlp_lpt.core.whole_models import give_lean_modules
 from allennlp_lpt.modules.tuning_methods import PeftMethod, TuningMethod
 from allennlp_lpt.modules.tuning_methods.tuning_method import import_peft
+from allennlp_lpt.option_types import TypedOptions
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class _PeftPart(PretrainedPart):
 
 
 @TokenEmbedder.register("peft_transformer")
-class PeftTransformerEmbedder(TokenEmbedder):
+class PeftTransformerEmbedder(TypedOptions, TokenEmbedder):
     """
     A frozen pretrained transformer tuned by a parameter-efficient method built on PEFT (LoRA,
     (IA)^3, prompt tuning, prefix tuning): the baselines late prompt tuning is compared with,

@@ -17,6 +17,7 @@ from allennlp.common.checks import ConfigurationError
 from transformers import PretrainedConfig
 
 from allennlp_lpt.core.family import BackboneFamily
+from allennlp_lpt.option_types import TypedOptions
 
 if TYPE_CHECKING:
     import peft
@@ -71,7 +72,7 @@ def check_targets(
         )
 
 
-class TuningMethod(Registrable):
+class TuningMethod(TypedOptions, Registrable):
     """
     A way of adapting a frozen pretrained model, as the comparison, the benchmark and the
     tables know it. A subclass in its own file of `allennlp_lpt/modules/tuning_methods/`,
