@@ -8,90 +8,15 @@ TSV file predicted and evaluated row by row in file order, `lpt-predict-multi` t
 import csv
 import json
 import os
-import subprocess
-import sys
 from typing import Any, Dict, List
 
 import pytest
-from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
 from allennlp.models.archival import load_archive
 from allennlp.predictors import Predictor
 from sklearn.metrics import accuracy_score
 
-from config_swap import CONFIGS, ROOT, tiny_config
-
-LABELS = ["0", "1", "2", "3", "4", "5"]
-TREC_NAMES = ["description", "entity", "abbreviation", "human", "location", "numeric"]
-OWN_NAMES = {"0": "DESC", "1": "ENTY", "2": "ABBR", "3": "HUM", "4": "LOC", "5": "NUM"}
-# Real TREC's frequencies rank its labels 0, 1, 3, 5, 4, 2: so do these (6, 5, 4, 3, 2, 1 rows).
-QUESTIONS = {
-    "0": ["what is a film ?", "what does fun mean ?", "what is the plot of this very long and boring film ?",
-          "what is it ?", "what does boring mean ?", "what is a story ?"],
-    "1": ["what film was that ?", "what is the story of the movie that was very good and fun ?",
-          "what is this ?", "what acting is good ?", "what plot ?"],
-    "3": ["who was the actor ?", "who is it ?", "who was the very good and really fun actor of the film ?",
-          "who was that ?"],
-    "5": ["how many films are there ?", "how many ?", "how many stories are there in this very long movie ?"],
-    "4": ["where is the movie ?", "where was the very long and really boring film made ?"],
-    "2": ["what does a b c stand for ?"],
-}
-# Interleaved, so that the file's order is neither the labels' nor the texts' lengths'.
-ROWS = [(label, texts[i]) for i in range(6) for label, texts in QUESTIONS.items() if i < len(texts)]
-
-
-def _allennlp(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "allennlp", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-
-
-def _ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-def _jsonl(path) -> List[Dict[str, Any]]:
-    return [json.loads(line) for line in open(path).read().splitlines()]
-
-
-def _config(shipped: str, tiny_models, folder, data: str, **reader: Any) -> str:
-    """The shipped config on a tiny model and `data`, its own validation data loader kept (the
-    quickstart's bucket sampler orders batches by length)."""
-    path = tiny_config(os.path.join(CONFIGS, shipped), tiny_models, str(folder), data=data, epochs=1)
-    config = json.load(open(path))
-    original = Params.from_file(os.path.join(CONFIGS, shipped)).as_dict(quiet=True)
-    if "validation_data_loader" in original:
-        config["validation_data_loader"] = original["validation_data_loader"]
-    config.pop("test_data_path", None)
-    config["evaluate_on_test"] = False
-    config["dataset_reader"].update(reader)
-    json.dump(config, open(path, "w"), indent=2)
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_models, tmp_path_factory):
-    """Two 6-class archives trained by `allennlp train`: the quickstart's basic_classifier on a
-    TSV file of the user's own (column `question`, label names of its own) and the paper's
-    verbalizer on TREC (`lpt_task`)."""
-    tmp = tmp_path_factory.mktemp("six")
-    own = tmp / "questions.tsv"
-    own.write_text("question\tlabel\n" + "".join(f"{text}\t{label}\n" for label, text in ROWS))
-    trec = tmp / "trec.tsv"
-    trec.write_text("".join(f"{label}\t{text}\n" for label, text in ROWS))
-    made = {"own_data": str(own), "trec_data": str(trec)}
-    for name, shipped, data, reader in (
-        ("basic", "quickstart.jsonnet", own,
-         {"text_columns": ["question"], "labels": LABELS, "label_names": OWN_NAMES}),
-        ("verbalizer", "roberta-large/trec_full-data.jsonnet", trec, {}),
-    ):
-        folder = tmp / name
-        folder.mkdir()
-        config = _config(shipped, tiny_models, folder, str(data), **reader)
-        _ok(_allennlp("train", config, "-s", str(folder / "run")))
-        made[name] = str(folder / "run" / "model.tar.gz")
-    return made
-
+from six_class import LABELS, OWN_NAMES, ROWS, TREC_NAMES, allennlp as _allennlp, jsonl as _jsonl, ok as _ok
 
 def _predict(archive: str, tmp_path, lines: List[Dict[str, Any]], *extra: str) -> List[Dict[str, Any]]:
     source = tmp_path / "in.jsonl"
@@ -106,9 +31,9 @@ def _predict(archive: str, tmp_path, lines: List[Dict[str, Any]], *extra: str) -
     ("basic", "question", [OWN_NAMES[label] for label in LABELS]),
     ("verbalizer", "sentence", TREC_NAMES),
 ])
-def test_probs_follow_the_configs_labels_and_predictions_name_them(trained, tmp_path, model, key, names):
+def test_probs_follow_the_configs_labels_and_predictions_name_them(six_class, tmp_path, model, key, names):
     texts = ["who was the actor ?", "how many films are there ?", "what does a b c stand for ?"]
-    outputs = _predict(trained[model], tmp_path, [{key: text} for text in texts], "--batch-size", "2")
+    outputs = _predict(six_class[model], tmp_path, [{key: text} for text in texts], "--batch-size", "2")
     assert len(outputs) == len(texts)
     for text, output in zip(texts, outputs):
         # The order of the config's labels (the task's for lpt_task), not the frequency order
@@ -122,8 +47,8 @@ def test_probs_follow_the_configs_labels_and_predictions_name_them(trained, tmp_
         assert output["input"] == {key: text}
 
 
-def test_label_names_travel_in_the_archive(trained):
-    archive = load_archive(trained["basic"])
+def test_label_names_travel_in_the_archive(six_class):
+    archive = load_archive(six_class["basic"])
     assert archive.config["dataset_reader"]["label_names"].as_dict() == OWN_NAMES
     assert archive.validation_dataset_reader.label_names == OWN_NAMES
 
@@ -150,14 +75,14 @@ def _same_but_float_rounding(one: Any, other: Any) -> bool:
     return type(one) is type(other) and one == other
 
 
-def test_a_prediction_echoes_its_input_and_does_not_depend_on_its_batch(trained):
+def test_a_prediction_echoes_its_input_and_does_not_depend_on_its_batch(six_class):
     """The same line alone and beside a longer one gives the same JSON (its numbers up to float
     rounding): no padding, no loss of a batch of one, no tokens unless asked for (and then
     without padding)."""
     short = {"question": "who is it ?", "id": 7}
     longer = {"question": "what is the story of the movie that was very good and fun and long ?"}
     for with_tokens in (False, True):
-        predictor = Predictor.from_archive(load_archive(trained["basic"]), "lpt_classifier",
+        predictor = Predictor.from_archive(load_archive(six_class["basic"]), "lpt_classifier",
                                            extra_args={"with_tokens": with_tokens})
         alone = predictor.predict_json(short)
         together = predictor.predict_batch_json([short, longer])
@@ -172,10 +97,10 @@ def test_a_prediction_echoes_its_input_and_does_not_depend_on_its_batch(trained)
             assert "tokens" not in alone and "token_ids" not in alone
 
 
-def test_the_trained_column_names_are_accepted_and_a_bad_line_names_them(trained, tmp_path):
+def test_the_trained_column_names_are_accepted_and_a_bad_line_names_them(six_class, tmp_path):
     from allennlp_lpt.predictors.lpt_classifier import InputLineError
 
-    predictor = Predictor.from_archive(load_archive(trained["basic"]), "lpt_classifier")
+    predictor = Predictor.from_archive(load_archive(six_class["basic"]), "lpt_classifier")
     by_column = predictor.predict_json({"question": "who is it ?"})
     by_sentence = predictor.predict_json({"sentence": "who is it ?"})
     assert by_column["probs"] == by_sentence["probs"]
@@ -195,13 +120,13 @@ def _rows(path: str, header: bool) -> List[Dict[str, Any]]:
     return [{"line": n + 1, "text": row[1], "label": row[0]} for n, row in enumerate(rows)]
 
 
-def test_a_labelled_tsv_file_is_predicted_row_by_row_in_file_order(trained, tmp_path):
+def test_a_labelled_tsv_file_is_predicted_row_by_row_in_file_order(six_class, tmp_path):
     model, data, column = "basic", "own_data", "question"
     out = tmp_path / "rows.jsonl"
-    _ok(_allennlp("predict", trained[model], trained[data], "--use-dataset-reader", "--predictor",
+    _ok(_allennlp("predict", six_class[model], six_class[data], "--use-dataset-reader", "--predictor",
                   "lpt_classifier", "--batch-size", "4", "--output-file", str(out), "--silent"))
     predicted = _jsonl(out)
-    rows = _rows(trained[data], header=model == "basic")
+    rows = _rows(six_class[data], header=model == "basic")
     assert len(predicted) == len(rows) == len(ROWS)
     for row, output in zip(rows, predicted):
         assert (output["line"], output["input"], output["gold_label"]) == (row["line"], {column: row["text"]}, row["label"])
@@ -209,14 +134,14 @@ def test_a_labelled_tsv_file_is_predicted_row_by_row_in_file_order(trained, tmp_
 
 
 @pytest.mark.parametrize("model,data", [("basic", "own_data"), ("verbalizer", "trec_data")])
-def test_evaluate_writes_its_predictions_row_by_row_in_file_order(trained, tmp_path, model, data):
+def test_evaluate_writes_its_predictions_row_by_row_in_file_order(six_class, tmp_path, model, data):
     """The quickstart's validation loader batches by length; the predictions file still lists
     the rows in the file's order, and its labels give the metric evaluate reports."""
     predictions, metrics = tmp_path / "predictions.jsonl", tmp_path / "metrics.json"
-    _ok(_allennlp("evaluate", trained[model], trained[data], "--predictions-output-file",
+    _ok(_allennlp("evaluate", six_class[model], six_class[data], "--predictions-output-file",
                   str(predictions), "--output-file", str(metrics)))
     predicted = _jsonl(predictions)
-    rows = _rows(trained[data], header=model == "basic")
+    rows = _rows(six_class[data], header=model == "basic")
     assert [output["line"] for output in predicted] == [row["line"] for row in rows]
     assert [list(output["input"].values())[0] for output in predicted] == [row["text"] for row in rows]
     gold = [row["label"] for row in rows]
@@ -225,10 +150,10 @@ def test_evaluate_writes_its_predictions_row_by_row_in_file_order(trained, tmp_p
     assert json.loads(metrics.read_text())["accuracy"] == pytest.approx(accuracy)
 
 
-def test_predict_multi_without_output_file_prints_to_stdout(trained, tmp_path):
+def test_predict_multi_without_output_file_prints_to_stdout(six_class, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text('{"sentence": "who is it ?"}\n{"sentence": "how many ?"}\n')
-    done = _ok(_allennlp("lpt-predict-multi", trained["basic"], trained["basic"], str(source),
+    done = _ok(_allennlp("lpt-predict-multi", six_class["basic"], six_class["basic"], str(source),
                          "--names", "one", "two"))
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(lines) == 2 and all(list(line) == ["one", "two"] for line in lines)
