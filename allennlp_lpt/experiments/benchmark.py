@@ -375,13 +375,14 @@ class OtherProcesses:
     ``/proc/stat`` less this process's own, over the wall time.
     """
 
-    def __init__(self, machine: Optional[float], own: float, wall: float) -> None:
-        self.machine, self.own, self.wall = machine, own, wall
+    def __init__(self, machine: Optional[float], own: float, wall: float, stat: str = "/proc/stat") -> None:
+        self.machine, self.own, self.wall, self.stat = machine, own, wall, stat
 
     @staticmethod
-    def _machine_busy_seconds() -> Optional[float]:
+    def machine_busy_seconds(stat: str = "/proc/stat") -> Optional[float]:
+        """CPU seconds all cores spent busy since boot (the first line of `/proc/stat`)."""
         try:
-            with open("/proc/stat") as handle:
+            with open(stat) as handle:
                 fields = [float(value) for value in handle.readline().split()[1:]]
         except (OSError, ValueError):
             return None
@@ -389,11 +390,11 @@ class OtherProcesses:
         return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
     @classmethod
-    def start(cls) -> "OtherProcesses":
-        return cls(cls._machine_busy_seconds(), time.process_time(), time.perf_counter())
+    def start(cls, stat: str = "/proc/stat") -> "OtherProcesses":
+        return cls(cls.machine_busy_seconds(stat), time.process_time(), time.perf_counter(), stat)
 
     def cores_used(self) -> Optional[float]:
-        machine = self._machine_busy_seconds()
+        machine = self.machine_busy_seconds(self.stat)
         wall = time.perf_counter() - self.wall
         if machine is None or self.machine is None or wall <= 0:
             return None
