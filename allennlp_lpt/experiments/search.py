@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from allennlp.common.checks import ConfigurationError
 
 from allennlp_lpt.experiments.compare import Comparison, compare, method_config, method_configs
-from allennlp_lpt.experiments.configs import difference, expand_key, load_config, validation_metric
+from allennlp_lpt.experiments.configs import difference, expand_key, load_config, paths_of, validation_metric
 from allennlp_lpt.experiments.methods import method_class
 from allennlp_lpt.experiments.sweep import Run, train_run
 from allennlp_lpt.training.optuna_pruning import build_pruner, open_storage
@@ -117,21 +117,26 @@ def search_spaces(
 
 def _check_config_key(config: Dict[str, Any], key: str, where: str, options: List[str]) -> None:
     takes = f"lr, its options ({', '.join(options)})" if options else "lr (it has no options)"
-    if key.startswith("*."):
-        expand_key(config, key, flag=where)  # raises where the config has no such key
-        return
-    node: Any = config
-    for part in key.split("."):
+    found = any(paths_of(config, key[2:])) if key.startswith("*.") else _has_path(config, key.split("."))
+    if not found:
+        name = f"{key[2:]!r} anywhere" if key.startswith("*.") else repr(key)
+        raise ConfigurationError(
+            f"{where}: the method's config has no key {name}; a method takes {takes}, a dotted key "
+            f"of its config (`--configs-only` writes it) or `*.name` for every `name` in it. To search "
+            f"a key the config lacks, set it with -o first."
+        )
+
+
+def _has_path(node: Any, parts: List[str]) -> bool:
+    """Whether the dotted path `parts` leads to a value of `node` (list items by index)."""
+    for part in parts:
         if isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         elif isinstance(node, dict) and part in node:
             node = node[part]
         else:
-            raise ConfigurationError(
-                f"{where}: the method's config has no key {key!r}; a method takes {takes}, a dotted key "
-                f"of its config (`--configs-only` writes it) or `*.name` for every `name` in it. To search "
-                f"a key the config lacks, set it with -o first."
-            )
+            return False
+    return True
 
 
 def split_values(config: Dict[str, Any], method: str, params: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
