@@ -42,6 +42,24 @@ class Compare(Subcommand):
                               "and stop, training nothing")
         sub.add_argument("--rerun-changed", action="store_true",
                          help="train again the finished runs whose saved config differs from this one's")
+        search = sub.add_argument_group(
+            "search", "With --trials N, each method is first searched by Optuna (N trials, the first seed, "
+                      "scored on the validation set, hopeless trials pruned), then its best values are "
+                      "trained with every seed. Writes OUT/search.csv and OUT/search.png.")
+        search.add_argument("--trials", type=int, default=0,
+                            help="trials per method (0, the default: no search, each method's defaults)")
+        search.add_argument("--search-space", default="",
+                            help='JSON: {"KEY": {"low": L, "high": H, "log": true}, "KEY": {"choices": [...]}, '
+                                 '"lora": {"r": {"choices": [4, 8, 16]}}}; KEY is lr, a method option or a dotted '
+                                 "config key (*.name: every name). Added to the default: lr, log-uniform over "
+                                 "each method's range (`allennlp lpt-methods`)")
+        search.add_argument("--storage", default=None,
+                            help="the studies' database URL (default sqlite:///OUT/study.db); several "
+                                 "processes given the same URL share the trials (e.g. postgresql://...)")
+        search.add_argument("--study-name", default=None,
+                            help="the studies' name, NAME/METHOD for each method (default: OUT's folder name)")
+        search.add_argument("--pruner", default="",
+                            help='JSON: an Optuna pruner and its arguments (default {"type": "MedianPruner"})')
         sub.set_defaults(func=_run)
         return sub
 
@@ -66,6 +84,28 @@ def _run(args: argparse.Namespace) -> None:
     packages = ["allennlp_lpt"] + [p for p in args.include_package if p != "allennlp_lpt"]
     methods = method_names() if args.methods.strip() == "all" else \
         [m.strip() for m in args.methods.split(",") if m.strip()]
+    search_flags = [flag for flag, value in (("--search-space", args.search_space), ("--storage", args.storage),
+                                             ("--study-name", args.study_name), ("--pruner", args.pruner))
+                    if value]
+    if search_flags and args.trials == 0:
+        raise ConfigurationError(f"{', '.join(search_flags)} given without --trials N: give the number of "
+                                 f"trials per method, or drop them.")
+    if args.trials != 0 and args.configs_only:
+        raise ConfigurationError("--configs-only trains nothing, so it takes no --trials; drop one of them.")
+    if args.trials != 0:
+        # Optuna is imported here, when a search runs, not whenever the plugin loads.
+        from allennlp_lpt.experiments.search import search_and_compare
+
+        outcome = search_and_compare(
+            args.config, args.output, methods=methods, trials=args.trials, seeds=args.seeds,
+            search_space=_json(args.search_space, "--search-space"), storage=args.storage,
+            study_name=args.study_name, pruner=_json(args.pruner, "--pruner") or None,
+            overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),
+            time_budget=args.time_budget, include_packages=packages, rerun_changed=args.rerun_changed,
+        )
+        if outcome.failed:
+            raise SystemExit(1)
+        return
     if args.configs_only:
         paths = method_configs(args.config, methods, args.output, _json(args.overrides, "-o"),
                                _json(args.method_options, "--method-options"), args.time_budget)

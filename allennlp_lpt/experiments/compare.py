@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from allennlp.common.checks import ConfigurationError
+from allennlp.common.params import parse_overrides, with_overrides
 
 from allennlp_lpt.experiments.configs import load_config, validation_metric
 from allennlp_lpt.experiments.methods import check_methods, with_method
@@ -41,6 +42,26 @@ class Comparison:
         return "\n".join(lines)
 
 
+def method_config(
+    base: Dict[str, Any],
+    method: str,
+    options: Optional[Dict[str, Any]],
+    time_budget: Optional[float],
+    *,
+    source: str,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """`base` with `method` swapped in (its `options` over the defaults), then the dotted
+    `overrides` of the swapped config (e.g. from a search), then the time budget."""
+    config = with_method(base, method, options, source=source)
+    if overrides:
+        config = with_overrides(config, parse_overrides(json.dumps(overrides)))
+    if time_budget is not None:
+        callbacks = config.setdefault("trainer", {}).setdefault("callbacks", [])
+        callbacks.append({"type": "lpt_time_budget", "seconds": time_budget})
+    return config
+
+
 def method_configs(
     config_path: str,
     methods: Sequence[str],
@@ -48,9 +69,11 @@ def method_configs(
     overrides: Dict[str, Any],
     method_options: Dict[str, Dict[str, Any]],
     time_budget: Optional[float],
+    method_overrides: Optional[Dict[str, Dict[str, Any]]] = None,
 ) -> Dict[str, str]:
     """Writes `OUT/configs/METHOD.json` for each method (the base config with `-o` applied,
-    the method swapped in, the time budget added) and returns their paths."""
+    the method swapped in, its `method_overrides` applied, the time budget added) and returns
+    their paths."""
     check_methods(methods)
     unknown = [m for m in method_options if m not in methods]
     if unknown:
@@ -61,10 +84,8 @@ def method_configs(
     os.makedirs(os.path.join(output, "configs"), exist_ok=True)
     paths = {}
     for method in methods:
-        config = with_method(base, method, method_options.get(method), source=config_path)
-        if time_budget is not None:
-            callbacks = config.setdefault("trainer", {}).setdefault("callbacks", [])
-            callbacks.append({"type": "lpt_time_budget", "seconds": time_budget})
+        config = method_config(base, method, method_options.get(method), time_budget, source=config_path,
+                               overrides=(method_overrides or {}).get(method))
         paths[method] = os.path.join(output, "configs", f"{method}.json")
         with open(paths[method], "w") as handle:
             json.dump(config, handle, indent=2)
@@ -108,15 +129,17 @@ def compare(
     time_budget: Optional[float] = None,
     include_packages: Sequence[str] = ("allennlp_lpt",),
     rerun_changed: bool = False,
+    method_overrides: Optional[Dict[str, Dict[str, Any]]] = None,
 ) -> Comparison:
     """
     Trains every (method, seed) run not finished with the same config, then writes
     `OUT/comparison.csv`, `OUT/comparison.md`, `OUT/comparison.png` and `OUT/runs.csv`.
+    `method_overrides` are dotted keys of a method's swapped config (a search's best values).
     """
     from tqdm import tqdm
 
     paths = method_configs(config_path, methods, output, dict(overrides or {}),
-                           dict(method_options or {}), time_budget)
+                           dict(method_options or {}), time_budget, method_overrides)
     os.makedirs(os.path.join(output, "logs"), exist_ok=True)
     metric = validation_metric(load_config(paths[methods[0]], {}))
     todo: List[Tuple[str, Run]] = []

@@ -135,6 +135,13 @@ class ParameterCountsCallback(TrainerCallback):
                 json.dump(counts, handle)
 
 
+def end_after_this_epoch(trainer: Any) -> None:
+    """Ends training after the epoch whose `on_epoch` callbacks are running: the trainer's own
+    early-stopping check, right after them, then stops (patience 0), and AllenNLP restores the
+    best checkpoint and tests it as after any run."""
+    trainer._metric_tracker._patience = 0
+
+
 @TrainerCallback.register("lpt_time_budget")
 class TimeBudgetCallback(TrainerCallback):
     """
@@ -184,8 +191,7 @@ class TimeBudgetCallback(TrainerCallback):
                  **kwargs: Any) -> None:
         if self.stopped:
             metrics["stopped_by_time_budget"] = True
-            # The trainer's own early-stopping check, right after this call, then ends training.
-            trainer._metric_tracker._patience = 0
+            end_after_this_epoch(trainer)
 
     def on_end(self, trainer: Any, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,
                is_primary: bool = True, **kwargs: Any) -> None:

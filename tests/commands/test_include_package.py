@@ -50,15 +50,16 @@ def test_the_global_plugins_file_finds_the_subcommands_from_any_directory(tmp_pa
 def test_importing_the_plugin_leaves_the_experiment_tooling_unimported():
     """`import allennlp_lpt` runs before every `allennlp` command: it registers the components
     and the subcommands, but the benchmark, sweep and aggregation load only when their command
-    runs (and matplotlib, PEFT and multiprocessing with them)."""
+    runs (and matplotlib, PEFT, Optuna and multiprocessing with them)."""
     code = (
         "import sys, allennlp_lpt\n"
         "from allennlp.commands import parse_args\n"
         "sys.argv = ['allennlp', 'lpt-sweep', 'c.jsonnet', '-s', 'out']\n"
         "parse_args()\n"  # every subcommand's parser, as AllenNLP builds them
-        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('allennlp_lpt', 'matplotlib', 'peft')))))"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('allennlp_lpt', 'matplotlib', 'peft', 'optuna')))))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     modules = loaded.stdout.split()
     assert "allennlp_lpt.commands.sweep" in modules and "allennlp_lpt.models" in modules
-    assert not [m for m in modules if m.startswith(("allennlp_lpt.experiments", "matplotlib", "peft"))]
+    assert "allennlp_lpt.training.optuna_pruning" in modules  # registered, Optuna not imported
+    assert not [m for m in modules if m.startswith(("allennlp_lpt.experiments", "matplotlib", "peft", "optuna"))]
