@@ -132,10 +132,12 @@ def compare(
     from tqdm import tqdm
 
     check_distinct(seeds, "--seeds")  # before any config is written
-    paths = method_configs(config_path, methods, output, dict(overrides or {}),
-                           dict(method_options or {}), time_budget)
-    metric = validation_metric(load_config(paths[methods[0]], {}))
+    check_methods(methods)  # before OUT is made
+    # Locked before anything is written: a command refused leaves the running one's files alone.
     with owning_output(output, command="lpt-compare"):
+        paths = method_configs(config_path, methods, output, dict(overrides or {}),
+                               dict(method_options or {}), time_budget)
+        metric = validation_metric(load_config(paths[methods[0]], {}))
         os.makedirs(os.path.join(output, "logs"), exist_ok=True)
         todo: List[Tuple[str, Run]] = []
         finished = set()

@@ -222,7 +222,7 @@ def finished_runs(
             f"are replaced), or give another -s folder."
         )
     for entry in unfinished:
-        tqdm.write(f"{command}: the run {entry} did not finish; it is trained again")
+        tqdm.write(f"{command}: unfinished run {entry}: trained again")
     return finished
 
 
