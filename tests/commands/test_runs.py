@@ -98,6 +98,9 @@ def test_a_second_command_is_refused_and_a_killed_command_leaves_no_child(base, 
     again = start_long_comparison(base, out)
     try:
         [train] = wait_for(lambda: children(again.pid), 300, "lpt-compare to start allennlp train")
+        # Half-written: an epoch done, its metrics written.
+        wait_for(lambda: os.path.isfile(os.path.join(out, "late_prompt_seed=1", "metrics_epoch_0.json")), 300,
+                 "the first epoch")
         again.kill()
         again.wait()
         wait_for(lambda: not alive(train), 30, "the orphaned allennlp train to end")
