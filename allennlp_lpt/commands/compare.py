@@ -19,8 +19,12 @@ class Compare(Subcommand):
             "method swapped in: the data, reader, head, trainer and seeds stay; each method brings "
             "its own learning rate and options (documented defaults, changed with "
             "--method-options). Each run is a real `allennlp train` into OUT/METHOD_seed=N; a run "
-            "finished with the same config is reused. Writes OUT/comparison.csv, comparison.md, "
-            "comparison.png (accuracy against training time) and runs.csv."
+            "finished with the same config is reused: finished means its model.tar.gz is verified "
+            "and marked (RUN/finished.json); anything else is trained again. Runs keep slim "
+            "archives and no per-epoch checkpoints unless --keep-all. A second command on one OUT "
+            "is refused, naming the first. Writes OUT/comparison.csv, comparison.md (in percent; "
+            "macro-F1 beside accuracy for more than two labels; inference sentences/s and archive "
+            "size), comparison.png (accuracy against training time) and runs.csv."
         )
         sub = parser.add_parser(self.name, description=description, help="Compare tuning methods.")
         sub.add_argument("config", help="the base training config (late prompt)")
@@ -42,6 +46,10 @@ class Compare(Subcommand):
                               "and stop, training nothing")
         sub.add_argument("--rerun-changed", action="store_true",
                          help="train again the finished runs whose saved config differs from this one's")
+        sub.add_argument("--keep-all", action="store_true",
+                         help="keep what allennlp train keeps by default: the frozen backbone in each "
+                              "archive and the last two epochs' checkpoints (by default only the trained "
+                              "weights and the best epoch's)")
         search = sub.add_argument_group(
             "search", "With --trials N, each method is first searched by Optuna (N trials, the first seed, "
                       "scored on the validation set, hopeless trials pruned), then its best values are "
@@ -79,6 +87,7 @@ def _json(text: str, flag: str) -> dict:
 def _run(args: argparse.Namespace) -> None:
     # The comparison is imported when the command runs, not whenever the plugin loads.
     from allennlp_lpt.experiments.compare import compare, method_configs
+    from allennlp_lpt.experiments.runs import InUse
     from allennlp_lpt.modules.tuning_methods import method_names
 
     packages = ["allennlp_lpt"] + [p for p in args.include_package if p != "allennlp_lpt"]
@@ -96,13 +105,17 @@ def _run(args: argparse.Namespace) -> None:
         # Optuna is imported here, when a search runs, not whenever the plugin loads.
         from allennlp_lpt.experiments.search import search_and_compare
 
-        outcome = search_and_compare(
-            args.config, args.output, methods=methods, trials=args.trials, seeds=args.seeds,
-            search_space=_json(args.search_space, "--search-space"), storage=args.storage,
-            study_name=args.study_name, pruner=_json(args.pruner, "--pruner") or None,
-            overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),
-            time_budget=args.time_budget, include_packages=packages, rerun_changed=args.rerun_changed,
-        )
+        try:
+            outcome = search_and_compare(
+                args.config, args.output, methods=methods, trials=args.trials, seeds=args.seeds,
+                search_space=_json(args.search_space, "--search-space"), storage=args.storage,
+                study_name=args.study_name, pruner=_json(args.pruner, "--pruner") or None,
+                overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),
+                time_budget=args.time_budget, include_packages=packages, rerun_changed=args.rerun_changed,
+                keep_all=args.keep_all,
+            )
+        except InUse as error:
+            raise SystemExit(str(error)) from None
         if outcome.failed:
             raise SystemExit(1)
         return
@@ -111,10 +124,14 @@ def _run(args: argparse.Namespace) -> None:
                                _json(args.method_options, "--method-options"), args.time_budget)
         print("\n".join(paths.values()))
         return
-    outcome = compare(
-        args.config, args.output, methods=methods, seeds=args.seeds,
-        overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),
-        time_budget=args.time_budget, include_packages=packages, rerun_changed=args.rerun_changed,
-    )
+    try:
+        outcome = compare(
+            args.config, args.output, methods=methods, seeds=args.seeds,
+            overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),
+            time_budget=args.time_budget, include_packages=packages, rerun_changed=args.rerun_changed,
+            keep_all=args.keep_all,
+        )
+    except InUse as error:
+        raise SystemExit(str(error)) from None
     if outcome.failed:
         raise SystemExit(1)

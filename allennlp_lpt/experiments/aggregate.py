@@ -4,10 +4,10 @@ import json
 import os
 import re
 from collections import defaultdict
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from allennlp_lpt.experiments.configs import DATA_SEED_FOLDER, first, flatten, short_names
-from allennlp_lpt.experiments.tables import markdown_table, mean_std_cell
+from allennlp_lpt.experiments.tables import PERCENT_NOTE, label_count, markdown_table, metric_cell
 
 
 FEW_SHOT_PATH = re.compile(r"(?:^|/)([^/]+)/(\d+)-(\d+)/[^/]+$")
@@ -23,6 +23,15 @@ def find_runs(paths: List[str]) -> Iterator[str]:
 
 def describe_run(folder: str) -> Tuple[Tuple[str, str, str], str, float, Dict[str, Any]]:
     """((task, model, setting), metric name, value, saved config) of one run."""
+    key, label, value, config, _ = describe_run_with_macro_f1(folder)
+    return key, label, value, config
+
+
+def describe_run_with_macro_f1(
+    folder: str,
+) -> Tuple[Tuple[str, str, str], str, float, Dict[str, Any], Optional[float]]:
+    """`describe_run`, and the run's macro-F1 on the same set where it has more than two labels
+    (else None)."""
     with open(os.path.join(folder, "config.json")) as handle:
         config = json.load(handle)
     with open(os.path.join(folder, "metrics.json")) as handle:
@@ -39,12 +48,13 @@ def describe_run(folder: str) -> Tuple[Tuple[str, str, str], str, float, Dict[st
             if prefix + name in metrics:
                 value = float(metrics[prefix + name])
                 label = f"{'test' if prefix == 'test_' else 'best dev'} {name}"
+                macro = metrics.get(prefix + "macro_f1") if label_count(metrics) > 2 else None
                 mismatched = os.path.join(folder, "metrics_mismatched.json")
                 if str(task).lower() == "mnli" and prefix == "test_" and os.path.isfile(mismatched):
                     with open(mismatched) as handle:
                         other = float(json.load(handle)["accuracy"])
-                    return (task, model, setting), "test accuracy (m + mm) / 2", (value + other) / 2, config
-                return (task, model, setting), label, value, config
+                    return (task, model, setting), "test accuracy (m + mm) / 2", (value + other) / 2, config, None
+                return (task, model, setting), label, value, config, macro
     raise ValueError(f"{folder}/metrics.json has no test_ or best_validation_ accuracy")
 
 
@@ -99,9 +109,11 @@ def aggregate(paths: List[str]) -> str:
     different prompt layers or generators are never averaged together.
     """
     runs = []
+    macro_f1: List[Optional[float]] = []  # beside `runs`, one per run
     for folder in find_runs(paths):
-        key, metric, value, config = describe_run(folder)
+        key, metric, value, config, macro = describe_run_with_macro_f1(folder)
         runs.append((key, metric, value, seedless(config)))
+        macro_f1.append(macro)
     if not runs:
         raise ValueError(f"no serialization directory (config.json + metrics.json) under {paths}")
     columns = varying_columns([config for *_, config in runs])
@@ -115,14 +127,19 @@ def aggregate(paths: List[str]) -> str:
         keys for keys in columns
         if len({key for key, *_ in runs}) < len({(key, cell(config, keys)) for key, _, _, config in runs})
     ]
-    groups: Dict[Tuple, List[float]] = defaultdict(list)
-    for key, metric, value, config in runs:
+    groups: Dict[Tuple, List[Tuple[float, Optional[float]]]] = defaultdict(list)
+    for (key, metric, value, config), macro in zip(runs, macro_f1):
         hidden = tuple(cell(config, keys) for keys in columns if keys not in shown)
         varied = tuple(cell(config, keys) for keys in shown)
-        groups[key + varied + (metric,) + hidden].append(value)
+        groups[key + varied + (metric,) + hidden].append((value, macro))
     names = _column_names(shown)
     width = 3 + len(shown) + 1  # the hidden cells at the end of the group key are not shown
-    return markdown_table(
-        ["task", "model", "setting", *names, "metric", "mean ± std", "runs"],
-        [[*row[:width], mean_std_cell(values, scale=100), len(values)] for row, values in sorted(groups.items())],
+    with_macro = any(macro is not None for macro in macro_f1)
+    table = markdown_table(
+        ["task", "model", "setting", *names, "metric", "mean ± std (%)", *(["macro-F1 (%)"] if with_macro else []),
+         "runs"],
+        [[*row[:width], metric_cell([value for value, _ in pairs], "accuracy"),
+          *([metric_cell([macro for _, macro in pairs], "macro_f1")] if with_macro else []), len(pairs)]
+         for row, pairs in sorted(groups.items())],
     )
+    return f"{PERCENT_NOTE}\n\n{table}"

@@ -1,8 +1,8 @@
 """
 Late prompt tuning beside the other tuning methods, with the method as the only difference:
 for each method and seed, the base config with that method swapped in (`experiments.methods`),
-trained by `allennlp train` through the sweep's machinery (resumable, failures reported), then
-one table and one plot. `allennlp lpt-compare` is the command-line entry.
+trained by `allennlp train` through the sweep's machinery (resumable, failures reported, runs
+verified before they count: `experiments.runs`), then one table and one plot. `allennlp lpt-compare` is the command-line entry.
 """
 import csv
 import json
@@ -15,25 +15,32 @@ from allennlp.common.params import parse_overrides, with_overrides
 
 from allennlp_lpt.experiments.configs import load_config, validation_metric
 from allennlp_lpt.experiments.methods import check_methods, with_method
-from allennlp_lpt.experiments.sweep import Run, duration_seconds, finished_runs, plan, train_run
-from allennlp_lpt.experiments.tables import markdown_table, mean_std
+from allennlp_lpt.experiments.runs import inference_throughput, lean_overrides, owning_output
+from allennlp_lpt.experiments.sweep import (
+    Outcome,
+    Run,
+    check_distinct,
+    duration_seconds,
+    finished_runs,
+    plan,
+    train_missing,
+)
+from allennlp_lpt.experiments.tables import PERCENT_NOTE, label_count, markdown_table, mean_std, metric_cell
 
-COLUMNS = ("method", "accuracy_mean", "accuracy_std", "seeds", "trainable_parameters",
-           "train_seconds", "peak_memory_mb", "archive_mb")
-RUN_COLUMNS = ("method", "seed", "run", "score", "trainable_parameters", "train_seconds",
-               "peak_memory_mb", "archive_mb", "stopped_by_time_budget")
+# The CSV files hold the metrics as metrics.json does (fractions); comparison.md shows percent.
+COLUMNS = ("method", "accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "seeds",
+           "trainable_parameters", "train_seconds", "peak_memory_mb", "archive_mb", "sentences_per_second")
+RUN_COLUMNS = ("method", "seed", "run", "score", "macro_f1", "labels", "trainable_parameters", "train_seconds",
+               "peak_memory_mb", "archive_mb", "sentences_per_second", "stopped_by_time_budget")
 
 
 @dataclass
-class Comparison:
+class Comparison(Outcome):
     """What `compare` did: one row per method, one per finished run, and which runs it
     trained, reused and lost."""
 
     rows: List[Dict[str, Any]] = field(default_factory=list)
     runs: List[Dict[str, Any]] = field(default_factory=list)
-    trained: List[str] = field(default_factory=list)
-    reused: List[str] = field(default_factory=list)
-    failed: List[Tuple[str, str]] = field(default_factory=list)
 
     def summary(self, output: str) -> str:
         lines = [f"lpt-compare: {len(self.trained)} trained, {len(self.reused)} reused, "
@@ -94,7 +101,9 @@ def method_configs(
 
 def run_result(directory: str, metric: str) -> Dict[str, Any]:
     """What one finished run measured: its score (test metric where the config evaluated on
-    test, else the best validation metric), parameters, time, peak memory and archive size."""
+    test, else the best validation metric) and macro-F1 on the same set, parameters, time, peak
+    memory, archive size and inference throughput on the set it is scored on
+    (`runs.inference_throughput`, measured the first time the run is read)."""
     with open(os.path.join(directory, "metrics.json")) as handle:
         metrics = json.load(handle)
     counts: Dict[str, int] = {}
@@ -107,8 +116,12 @@ def run_result(directory: str, metric: str) -> Dict[str, Any]:
              [v for k, v in metrics.items() if k.startswith("peak_worker_") and k.endswith("_memory_MB")]
     archive = os.path.join(directory, "model.tar.gz")
     on_test = f"test_{metric}" in metrics
+    prefix = "test_" if on_test else "best_validation_"
     return {
-        "score": metrics.get(f"test_{metric}" if on_test else f"best_validation_{metric}"),
+        "score": metrics.get(f"{prefix}{metric}"),
+        "macro_f1": metrics.get(f"{prefix}macro_f1"),
+        "labels": label_count(metrics) or None,
+        "sentences_per_second": inference_throughput(directory)["sentences_per_second"],
         "scored_on": "test" if on_test else "validation",
         "trainable_parameters": counts.get("trainable"),
         "train_seconds": duration_seconds(duration) if duration else None,
@@ -129,47 +142,45 @@ def compare(
     time_budget: Optional[float] = None,
     include_packages: Sequence[str] = ("allennlp_lpt",),
     rerun_changed: bool = False,
+    keep_all: bool = False,
     method_overrides: Optional[Dict[str, Dict[str, Any]]] = None,
 ) -> Comparison:
     """
-    Trains every (method, seed) run not finished with the same config, then writes
-    `OUT/comparison.csv`, `OUT/comparison.md`, `OUT/comparison.png` and `OUT/runs.csv`.
+    Trains every (method, seed) run not finished with the same config (`sweep.finished_runs`),
+    then writes `OUT/comparison.csv`, `OUT/comparison.md`, `OUT/comparison.png` and
+    `OUT/runs.csv`. The runs keep lean folders (`runs.lean_overrides`) unless `keep_all`; a
+    second command on `output` while this one runs is refused (`runs.owning_output`).
     `method_overrides` are dotted keys of a method's swapped config (a search's best values).
     """
     from tqdm import tqdm
 
-    paths = method_configs(config_path, methods, output, dict(overrides or {}),
-                           dict(method_options or {}), time_budget, method_overrides)
-    os.makedirs(os.path.join(output, "logs"), exist_ok=True)
-    metric = validation_metric(load_config(paths[methods[0]], {}))
-    todo: List[Tuple[str, Run]] = []
-    finished = set()
-    for method in methods:
-        config = load_config(paths[method], {})
-        runs = plan(config, {}, list(seeds) or [None], {})  # the seeds' overrides
-        for run in runs:
-            run.name = method if run.seed is None else f"{method}_{run.name}"
-            run.values = {"method": method}
-        finished |= finished_runs(paths[method], runs, output, rerun_changed=rerun_changed, command="lpt-compare")
-        todo += [(method, run) for run in runs]
-    outcome = Comparison()
-    progress = tqdm(todo, desc="lpt-compare", unit="run")
-    for index, (method, run) in enumerate(progress):
-        directory = os.path.join(output, run.name)
-        if run.name in finished:
-            outcome.reused.append(run.name)
-        else:
-            progress.set_postfix_str(f"{run.name} ({index + 1}/{len(todo)})")
-            code, log = train_run(paths[method], run, output, include_packages)
-            if code != 0 or not os.path.isfile(os.path.join(directory, "metrics.json")):
-                outcome.failed.append((run.name, log))
-                tqdm.write(f"lpt-compare: run {run.name} failed (exit {code}); its log: {log}")
-                continue
-            outcome.trained.append(run.name)
-        outcome.runs.append({"method": method, "seed": run.seed, "run": run.name,
-                             **run_result(directory, metric)})
-    outcome.rows = summarise(outcome.runs, methods)
-    write_outputs(outcome, output, metric, time_budget)
+    check_distinct(seeds, "--seeds")  # before any config is written
+    check_methods(methods)  # before OUT is made
+    # Locked before anything is written: a command refused leaves the running one's files alone.
+    with owning_output(output, command="lpt-compare"):
+        paths = method_configs(config_path, methods, output, dict(overrides or {}),
+                               dict(method_options or {}), time_budget, method_overrides)
+        metric = validation_metric(load_config(paths[methods[0]], {}))
+        os.makedirs(os.path.join(output, "logs"), exist_ok=True)
+        todo: List[Tuple[str, Run]] = []
+        finished = set()
+        for method in methods:
+            config = load_config(paths[method], {})
+            # The seeds' overrides, over the lean defaults.
+            runs = plan(config, {}, list(seeds) or [None], {} if keep_all else lean_overrides(config))
+            for run in runs:
+                run.name = method if run.seed is None else f"{method}_{run.name}"
+                run.values = {"method": method}
+            finished |= finished_runs(paths[method], runs, output, rerun_changed=rerun_changed,
+                                      command="lpt-compare")
+            todo += [(paths[method], run) for run in runs]
+        outcome = Comparison()
+        for run in train_missing(todo, output, finished=finished, include_packages=include_packages,
+                                 outcome=outcome, command="lpt-compare"):
+            outcome.runs.append({"method": run.values["method"], "seed": run.seed, "run": run.name,
+                                 **run_result(os.path.join(output, run.name), metric)})
+        outcome.rows = summarise(outcome.runs, methods)
+        write_outputs(outcome, output, metric, time_budget)
     tqdm.write(outcome.summary(output))
     return outcome
 
@@ -184,15 +195,19 @@ def summarise(runs: List[Dict[str, Any]], methods: Sequence[str]) -> List[Dict[s
         if not mine:
             continue
         mean, std = mean_std([float(r["score"]) for r in mine])
+        macro = [float(r["macro_f1"]) for r in mine if r["macro_f1"] is not None and (r["labels"] or 0) > 2]
+        macro_mean, macro_std = mean_std(macro) if macro else (None, None)
 
         def median(key: str) -> Optional[float]:
             values = [r[key] for r in mine if r[key] is not None]
             return statistics.median(values) if values else None
 
-        rows.append({"method": method, "accuracy_mean": mean, "accuracy_std": std, "seeds": len(mine),
+        rows.append({"method": method, "accuracy_mean": mean, "accuracy_std": std, "macro_f1_mean": macro_mean,
+                     "macro_f1_std": macro_std, "seeds": len(mine),
                      "trainable_parameters": median("trainable_parameters"),
                      "train_seconds": median("train_seconds"), "peak_memory_mb": median("peak_memory_mb"),
-                     "archive_mb": median("archive_mb")})
+                     "archive_mb": median("archive_mb"), "sentences_per_second": median("sentences_per_second"),
+                     "scores": [float(r["score"]) for r in mine], "macro_f1s": macro})
     return rows
 
 
@@ -206,14 +221,20 @@ def write_outputs(outcome: Comparison, output: str, metric: str, time_budget: Op
     what = f"`{'test_' if scored_on == ['test'] else 'best_validation_'}{metric}`" if len(scored_on) == 1 \
         else f"{metric} on {' and '.join(scored_on)}"
     budget = f"{time_budget:g} s of training each (lpt_time_budget)" if time_budget else "the config's epochs"
-    lines = [f"Accuracy: {what} of the best checkpoint, x 100, mean ± std over seeds; at {budget}. "
-             f"Trainable parameters, training seconds (wall clock, validation included), peak "
-             f"memory (GPU where there is one, else the process's) and archive size: medians.", ""]
+    with_macro = any(r["macro_f1_mean"] is not None for r in outcome.rows)
+    lines = [f"Accuracy: {what} of the best checkpoint{' (and macro-F1 on the same set)' if with_macro else ''}; "
+             f"at {budget}. {PERCENT_NOTE} Trainable parameters, training seconds (wall clock, validation "
+             f"included), peak memory (GPU where there is one, else the process's), archive size and "
+             f"inference throughput (sentences/s of the archived model's forward passes over the set "
+             f"scored on, measured when the run is scored): medians over seeds.", ""]
     table = markdown_table(
-        ["method", "accuracy", "seeds", "trainable params", "train s", "peak memory MB", "archive MB"],
-        [[r["method"], f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f}", r["seeds"],
-          _integer(r["trainable_parameters"]), _number(r["train_seconds"], 1), _number(r["peak_memory_mb"], 0),
-          _number(r["archive_mb"], 2)] for r in outcome.rows],
+        ["method", "accuracy (%)", *(["macro-F1 (%)"] if with_macro else []), "seeds", "trainable params",
+         "train s", "peak memory MB", "archive MB", "sentences/s"],
+        [[r["method"], metric_cell(r["scores"], metric), *([metric_cell(r["macro_f1s"], "macro_f1")] if with_macro
+                                                           else []),
+          r["seeds"], _integer(r["trainable_parameters"]), _number(r["train_seconds"], 1),
+          _number(r["peak_memory_mb"], 0), _number(r["archive_mb"], 2), _number(r["sentences_per_second"], 0)]
+         for r in outcome.rows],
     )
     with open(os.path.join(output, "comparison.md"), "w") as handle:
         handle.write("\n".join(lines) + table)

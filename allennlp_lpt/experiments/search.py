@@ -25,6 +25,7 @@ from allennlp.common.checks import ConfigurationError
 from allennlp_lpt.experiments.compare import Comparison, compare, method_config, method_configs
 from allennlp_lpt.experiments.configs import difference, expand_key, load_config, paths_of, validation_metric
 from allennlp_lpt.experiments.methods import method_class
+from allennlp_lpt.experiments.runs import lean_overrides, owning_output
 from allennlp_lpt.experiments.sweep import Run, train_run
 from allennlp_lpt.training.optuna_pruning import build_pruner, open_storage
 
@@ -264,7 +265,7 @@ class _Heartbeat:
 
 def run_trials(plan: SearchPlan, method: str, study: Any, trials: int, output: str, seed: Optional[int],
                method_options: Dict[str, Any], time_budget: Optional[float], source: str,
-               include_packages: Sequence[str]) -> List[int]:
+               include_packages: Sequence[str], keep_all: bool = False) -> List[int]:
     """Claims and runs trials of `study` until `trials` are claimed (by this process or others);
     returns the numbers of those run here."""
     import optuna
@@ -293,8 +294,9 @@ def run_trials(plan: SearchPlan, method: str, study: Any, trials: int, output: s
             "type": "lpt_optuna_pruning", "storage": plan.storage_url, "study_name": study.study_name,
             "trial_number": trial.number, "metric": plan.metric, "pruner": plan.pruner,
         })
+        seeds = {} if seed is None else {"random_seed": seed, "numpy_seed": seed, "pytorch_seed": seed}
         run = Run(f"trial={trial.number}", dict(trial.params), seed, None,
-                  {} if seed is None else {"random_seed": seed, "numpy_seed": seed, "pytorch_seed": seed})
+                  {**({} if keep_all else lean_overrides(config)), **seeds})
         path = os.path.join(folder, "configs", f"{run.name}.json")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
@@ -305,10 +307,10 @@ def run_trials(plan: SearchPlan, method: str, study: Any, trials: int, output: s
 
         tqdm.write(f"lpt-compare: {method} trial {trial.number + 1}/{trials}: {json.dumps(trial.params)}")
         with _Heartbeat(plan.storage, trial_id):
-            code, log = train_run(path, run, folder, include_packages)
+            problem, log = train_run(path, run, folder, include_packages)
         metrics_file = os.path.join(folder, run.name, "metrics.json")
-        if code != 0 or not os.path.isfile(metrics_file):
-            tqdm.write(f"lpt-compare: {method} trial {trial.number} failed (exit {code}); its log: {log}")
+        if problem is not None or not os.path.isfile(metrics_file):
+            tqdm.write(f"lpt-compare: {method} trial {trial.number} failed ({problem}); its log: {log}")
             study.tell(trial, state=TrialState.FAIL)
         else:
             with open(metrics_file) as handle:
@@ -354,6 +356,7 @@ def search_and_compare(
     time_budget: Optional[float] = None,
     include_packages: Sequence[str] = ("allennlp_lpt",),
     rerun_changed: bool = False,
+    keep_all: bool = False,
 ) -> Comparison:
     """
     Searches each method (`trials` trials, the first seed, scored on the validation set), writes
@@ -376,10 +379,13 @@ def search_and_compare(
                                              source=config_path),
                      "space": {d.key: d.spec for d in plan.spaces[method]}, "seed": seed, "pruner": plan.pruner}
             studies[method] = open_study(plan, method, setup)
-        for method in methods:
-            run_trials(plan, method, studies[method], trials, output, seed, method_options.get(method, {}),
-                       time_budget, config_path, include_packages)
-        finished = {method: wait_for_trials(studies[method]) for method in methods}
+        # Shared: processes working one study may share OUT too (each trial under its run's
+        # lock); a plain lpt-compare or lpt-sweep on OUT is refused meanwhile.
+        with owning_output(output, command="lpt-compare --trials", shared=True):
+            for method in methods:
+                run_trials(plan, method, studies[method], trials, output, seed, method_options.get(method, {}),
+                           time_budget, config_path, include_packages, keep_all)
+            finished = {method: wait_for_trials(studies[method]) for method in methods}
     write_search(finished, plan, output)
     best_options, best_overrides, lost = {}, {}, []
     for method in methods:
@@ -401,7 +407,7 @@ def search_and_compare(
     if kept:
         outcome = compare(config_path, output, methods=kept, seeds=seeds, overrides=overrides,
                           method_options=best_options, time_budget=time_budget, include_packages=include_packages,
-                          rerun_changed=rerun_changed, method_overrides=best_overrides)
+                          rerun_changed=rerun_changed, method_overrides=best_overrides, keep_all=keep_all)
     outcome.failed += [(f"{method} (search)", os.path.join(output, "search.csv")) for method in lost]
     return outcome
 

@@ -9,11 +9,8 @@ import json
 import logging
 import os
 import re
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from allennlp.common.checks import ConfigurationError
 
@@ -25,7 +22,15 @@ from allennlp_lpt.experiments.configs import (
     short_names,
     validation_metric,
 )
-from allennlp_lpt.experiments.tables import markdown_table, mean_std, mean_std_cell
+from allennlp_lpt.experiments.runs import is_finished, lean_overrides, mark_finished, owning_output, run_lock, train
+from allennlp_lpt.experiments.tables import (
+    PERCENT_NOTE,
+    label_count,
+    markdown_table,
+    mean_std,
+    metric_cell,
+    metric_scale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +107,10 @@ def plan(
     data_seeds: Sequence[Optional[int]] = (None,),
 ) -> List[Run]:
     """Every run of `config` (fixed overrides applied): each combination of the grid's values,
-    for each data seed and each training seed."""
+    for each data seed and each training seed. A seed given twice is a ConfigurationError naming
+    its flag (it would train one run twice and count it as two seeds)."""
+    check_distinct(seeds, "--seeds")
+    check_distinct(data_seeds, "--data-seeds")
     expanded = {key: expand_key(config, key) for key in grid}
     names = short_names(list(grid))
     runs = []
@@ -120,6 +128,15 @@ def plan(
                     overrides.update({"random_seed": seed, "numpy_seed": seed, "pytorch_seed": seed})
                 runs.append(Run(run_name(values, seed, names, data_seed), values, seed, data_seed, overrides))
     return runs
+
+
+def check_distinct(values: Sequence[Any], flag: str) -> None:
+    """A ConfigurationError naming `flag` where a value is given more than once."""
+    repeated = sorted({value for value in values if list(values).count(value) > 1}, key=str)
+    if repeated:
+        raise ConfigurationError(
+            f"{flag}: {', '.join(map(str, repeated))} given more than once; give each once."
+        )
 
 
 def check_unique_names(runs: Sequence[Run]) -> None:
@@ -143,13 +160,19 @@ def duration_seconds(duration: str) -> float:
 
 
 @dataclass
-class SweepOutcome:
-    """What a sweep did: its result rows and which runs it trained, reused and lost."""
+class Outcome:
+    """Which runs a command trained, reused (finished with the same config) and lost."""
 
-    rows: List[Dict[str, Any]] = field(default_factory=list)
     trained: List[str] = field(default_factory=list)
     reused: List[str] = field(default_factory=list)
     failed: List[Tuple[str, str]] = field(default_factory=list)  # (run, log)
+
+
+@dataclass
+class SweepOutcome(Outcome):
+    """What a sweep did: its result rows and which runs it trained, reused and lost."""
+
+    rows: List[Dict[str, Any]] = field(default_factory=list)
 
     def summary(self, output: str) -> str:
         lines = [f"lpt-sweep: {len(self.trained)} trained, {len(self.reused)} reused (finished "
@@ -167,14 +190,22 @@ def finished_runs(
     config_path: str, runs: Sequence[Run], output: str, *, rerun_changed: bool, command: str = "lpt-sweep"
 ) -> Set[str]:
     """
-    The runs already finished (`metrics.json` written) with the config the sweep would run now.
-    One finished with another config is a ConfigurationError naming the first difference,
-    unless `rerun_changed` (it is then trained again).
+    The runs already finished (`runs.is_finished`: the archive verified and marked; an unmarked
+    run is verified now) with the config the command would run now. Every run finished with
+    another config is named in a ConfigurationError, unless `rerun_changed` (they are then
+    trained again); a run that did not finish (killed, out of disk, its archive incomplete) is
+    trained again, and said so.
     """
-    finished, stale = set(), []
+    from tqdm import tqdm
+
+    finished, stale, unfinished = set(), [], []
     for run in runs:
         directory = os.path.join(output, run.name)
-        if not os.path.isfile(os.path.join(directory, "metrics.json")):
+        if not os.path.isdir(directory):
+            continue
+        problem = None if is_finished(directory) else mark_finished(directory)
+        if problem is not None:
+            unfinished.append(f"{run.name} ({problem})")
             continue
         with open(os.path.join(directory, "config.json")) as handle:
             saved = json.load(handle)
@@ -184,28 +215,60 @@ def finished_runs(
         else:
             stale.append(f"{run.name} ({found})")
     if stale and not rerun_changed:
+        listed = "".join(f"\n  {entry}" for entry in stale)
         raise ConfigurationError(
             f"{command}: {len(stale)} finished run(s) in {output} were trained with another config "
-            f"than this one's: {'; '.join(stale[:5])}. Pass --rerun-changed to train them again "
-            f"(their folders are replaced), or give another -s folder."
+            f"than this one's:{listed}\nPass --rerun-changed to train them again (their folders "
+            f"are replaced), or give another -s folder."
         )
+    for entry in unfinished:
+        tqdm.write(f"{command}: unfinished run {entry}: trained again")
     return finished
 
 
-def train_run(config_path: str, run: Run, output: str, include_packages: Sequence[str]) -> Tuple[int, str]:
-    """`allennlp train` of one run in a child process, its output into `OUT/logs/RUN.log`:
-    (exit status, log path). An unfinished or changed run's folder is replaced."""
+def train_run(config_path: str, run: Run, output: str, include_packages: Sequence[str]) -> Tuple[Optional[str], str]:
+    """
+    `allennlp train` of one run (`runs.train`: a child process that never outlives this one),
+    under the run's lock, its output into `OUT/logs/RUN.log`, then the run marked finished:
+    (why it failed, None when it finished; the log's path). An unfinished or changed run's
+    folder is replaced.
+    """
     directory = os.path.join(output, run.name)
     log = os.path.join(output, "logs", f"{run.name}.log")
-    if os.path.isdir(directory):
-        shutil.rmtree(directory)
-    command = [sys.executable, "-m", "allennlp", "train", config_path, "-s", directory,
-               "-o", json.dumps(run.overrides)]
-    for package in include_packages:
-        command += ["--include-package", package]
-    with open(log, "w") as handle:
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
-    return code, log
+    with run_lock(output, run.name):
+        code = train(config_path, directory, overrides=run.overrides, log=log, include_packages=include_packages)
+        if code != 0:
+            return f"exit {code}", log
+        problem = mark_finished(directory)
+    return (None if problem is None else f"exit 0, but {problem}"), log
+
+
+def train_missing(
+    todo: Sequence[Tuple[str, Run]],
+    output: str,
+    *,
+    finished: Set[str],
+    include_packages: Sequence[str],
+    outcome: Outcome,
+    command: str,
+) -> Iterator[Run]:
+    """Trains each (config path, run) of `todo` not in `finished`, one after the other, and
+    yields each run that is finished (reused or trained); `outcome` records which."""
+    from tqdm import tqdm
+
+    progress = tqdm(todo, desc=command, unit="run")
+    for index, (config_path, run) in enumerate(progress):
+        if run.name in finished:
+            outcome.reused.append(run.name)
+        else:
+            progress.set_postfix_str(f"{run.name} ({index + 1}/{len(todo)})")
+            problem, log = train_run(config_path, run, output, include_packages)
+            if problem is not None:
+                outcome.failed.append((run.name, log))
+                tqdm.write(f"{command}: run {run.name} failed ({problem}); its log: {log}")
+                continue
+            outcome.trained.append(run.name)
+        yield run
 
 
 def result_row(run: Run, metrics: Dict[str, Any], metric: str) -> Dict[str, Any]:
@@ -215,6 +278,9 @@ def result_row(run: Run, metrics: Dict[str, Any], metric: str) -> Dict[str, Any]
         "run": run.name, **run.values, "data_seed": run.data_seed, "seed": run.seed,
         f"best_dev_{metric}": metrics.get(f"best_validation_{metric}"),
         f"test_{metric}": metrics.get(f"test_{metric}"),
+        "best_dev_macro_f1": metrics.get("best_validation_macro_f1"),
+        "test_macro_f1": metrics.get("test_macro_f1"),
+        "labels": label_count(metrics) or None,
         "training_seconds": duration_seconds(duration) if duration else None,
     }
 
@@ -230,63 +296,68 @@ def run_sweep(
     include_packages: Sequence[str] = ("allennlp_lpt",),
     x_key: Optional[str] = None,
     rerun_changed: bool = False,
+    keep_all: bool = False,
 ) -> SweepOutcome:
     """
     Trains every run of the grid (each training seed, each few-shot data seed) that has not
-    finished with the same config, then writes the results. A finished run (its `metrics.json`
-    exists) is reused only when its saved `config.json` equals the config the sweep would run
-    now (`finished_runs`). A failed run is reported with its log and the sweep goes on.
+    finished with the same config, then writes the results. A finished run (its archive
+    verified and marked, `runs.is_finished`) is reused only when its saved `config.json` equals
+    the config the sweep would run now (`finished_runs`). A failed run is reported with its log
+    and the sweep goes on. The runs keep lean folders (`runs.lean_overrides`: no frozen backbone
+    in the archive, no per-epoch checkpoints) unless `keep_all`; `fixed` overrides them. A second
+    command on `output` while this one runs is refused (`runs.owning_output`).
     """
     from tqdm import tqdm
 
     fixed = dict(fixed or {})
     config = load_config(config_path, fixed)
+    if not keep_all:
+        fixed = {**lean_overrides(config), **fixed}
     runs = plan(config, grid, list(seeds) or [None], fixed, list(data_seeds) or [None])
     check_unique_names(runs)
     metric = validation_metric(config)
-    os.makedirs(os.path.join(output, "logs"), exist_ok=True)
-    finished = finished_runs(config_path, runs, output, rerun_changed=rerun_changed)
-    outcome = SweepOutcome()
-    progress = tqdm(runs, desc="lpt-sweep", unit="run")
-    for run in progress:
-        metrics_file = os.path.join(output, run.name, "metrics.json")
-        if run.name in finished:
-            outcome.reused.append(run.name)
-        else:
-            progress.set_postfix_str(run.name)
-            code, log = train_run(config_path, run, output, include_packages)
-            if code != 0 or not os.path.isfile(metrics_file):
-                outcome.failed.append((run.name, log))
-                tqdm.write(f"lpt-sweep: run {run.name} failed (exit {code}); its log: {log}")
-                continue
-            outcome.trained.append(run.name)
-        with open(metrics_file) as handle:
-            outcome.rows.append(result_row(run, json.load(handle), metric))
-    write_results(outcome.rows, grid, output, metric, x_key)
+    os.makedirs(output, exist_ok=True)
+    with owning_output(output, command="lpt-sweep"):
+        os.makedirs(os.path.join(output, "logs"), exist_ok=True)
+        finished = finished_runs(config_path, runs, output, rerun_changed=rerun_changed)
+        outcome = SweepOutcome()
+        for run in train_missing([(config_path, run) for run in runs], output, finished=finished,
+                                 include_packages=include_packages, outcome=outcome, command="lpt-sweep"):
+            with open(os.path.join(output, run.name, "metrics.json")) as handle:
+                outcome.rows.append(result_row(run, json.load(handle), metric))
+        write_results(outcome.rows, grid, output, metric, x_key)
     tqdm.write(outcome.summary(output))
     return outcome
 
 
 def write_results(rows: List[Dict[str, Any]], grid: Grid, output: str, metric: str, x_key: Optional[str]) -> None:
-    """OUT/results.csv (one row per run), OUT/results.md (mean ± std over the training and data
-    seeds of each combination) and OUT/plot.png."""
-    columns = ["run", *grid, "data_seed", "seed", f"best_dev_{metric}", f"test_{metric}", "training_seconds"]
+    """OUT/results.csv (one row per run, the metrics as metrics.json holds them: fractions),
+    OUT/results.md (mean ± std over the training and data seeds of each combination, in percent;
+    macro-F1 beside the metric where a run has more than two labels) and OUT/plot.png."""
+    columns = ["run", *grid, "data_seed", "seed", f"best_dev_{metric}", f"test_{metric}", "best_dev_macro_f1",
+               "test_macro_f1", "labels", "training_seconds"]
     with open(os.path.join(output, "results.csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for row in rows:
             writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in columns})
-    score = f"test_{metric}" if any(r.get(f"test_{metric}") is not None for r in rows) else f"best_dev_{metric}"
-    groups: Dict[Tuple, List[float]] = {}
+    on_test = any(r.get(f"test_{metric}") is not None for r in rows)
+    score = f"test_{metric}" if on_test else f"best_dev_{metric}"
+    macro = ("test_macro_f1" if on_test else "best_dev_macro_f1") if any((r.get("labels") or 0) > 2 for r in rows) \
+        else None
+    groups: Dict[Tuple, List[Dict[str, Any]]] = {}
     for row in rows:
         if row.get(score) is not None:
-            groups.setdefault(tuple(json.dumps(row[k]) for k in grid), []).append(float(row[score]))
+            groups.setdefault(tuple(json.dumps(row[k]) for k in grid), []).append(row)
+    unit = " (%)" if metric_scale(metric) == 100.0 else ""
     table = markdown_table(
-        [*grid, f"{score} mean ± std", "runs"],
-        [[*key, mean_std_cell(values, digits=4), len(values)] for key, values in sorted(groups.items())],
+        [*grid, f"{score}{unit}", *([f"{macro} (%)"] if macro else []), "runs"],
+        [[*key, metric_cell([r[score] for r in group], metric),
+          *([metric_cell([r.get(macro) for r in group], "macro_f1")] if macro else []), len(group)]
+         for key, group in sorted(groups.items())],
     )
     with open(os.path.join(output, "results.md"), "w") as handle:
-        handle.write(table)
+        handle.write(f"{PERCENT_NOTE}\n\n{table}")
     if grid:
         plot(rows, grid, score, os.path.join(output, "plot.png"), x_key)
 
@@ -316,12 +387,13 @@ def draw(rows: List[Dict[str, Any]], grid: Grid, score: str, x_key: str):
     import matplotlib.pyplot as plt
 
     others = [k for k in grid if k != x_key]
+    scale = metric_scale(re.sub(r"^(best_dev_|test_)", "", score))  # percent, as in results.md
     lines: Dict[Tuple, Dict[Any, List[float]]] = {}
     for row in rows:
         if row.get(score) is None:
             continue
         label = tuple(row[k] for k in others)
-        lines.setdefault(label, {}).setdefault(row[x_key], []).append(float(row[score]))
+        lines.setdefault(label, {}).setdefault(row[x_key], []).append(scale * float(row[score]))
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     for label, points in sorted(lines.items(), key=lambda item: json.dumps(item[0])):
         xs = sorted(points)
@@ -334,7 +406,7 @@ def draw(rows: List[Dict[str, Any]], grid: Grid, score: str, x_key: str):
 
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(x_key.rsplit(".", 1)[-1])
-    axes.set_ylabel(score)
+    axes.set_ylabel(f"{score} (%)" if scale == 100.0 else score)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

@@ -36,11 +36,11 @@ def test_mean_and_std_over_seeds_per_experiment(tmp_path):
     fake_run(tmp_path / "nodev", task="rte", model="roberta-large", train="data/original/rte/train.tsv",
              metrics={"best_validation_accuracy": 0.6})
     table = aggregate([str(tmp_path)]).splitlines()
-    assert table[0] == "| task | model | setting | metric | mean ± std | runs |"
+    assert table[2] == "| task | model | setting | metric | mean ± std (%) | runs |"
     assert "| sst-2 | roberta-large | few-shot k=16 | test accuracy | 84.00 ± 4.00 | 3 |" in table
     assert "| mrpc | roberta-large | few-shot k=16 | test acc_and_f1 | 72.00 ± 2.83 | 2 |" in table
-    assert "| mnli | gpt2-large | full data | test accuracy (m + mm) / 2 | 75.00 ± 0.00 | 1 |" in table
-    assert "| rte | roberta-large | full data | best dev accuracy | 60.00 ± 0.00 | 1 |" in table
+    assert "| mnli | gpt2-large | full data | test accuracy (m + mm) / 2 | 75.00 | 1 |" in table
+    assert "| rte | roberta-large | full data | best dev accuracy | 60.00 | 1 |" in table
 
 
 def test_nothing_to_aggregate(tmp_path):
@@ -64,7 +64,23 @@ def test_runs_of_different_variants_are_never_averaged(tmp_path):
                 config.update(random_seed=seed, numpy_seed=seed, pytorch_seed=seed)
                 (folder / "config.json").write_text(json.dumps(config))
     table = aggregate([str(tmp_path)]).splitlines()
-    assert table[0] == "| task | model | setting | type | prompt_layer | metric | mean ± std | runs |"
-    assert len(table) == 2 + 4
+    assert table[2] == "| task | model | setting | type | prompt_layer | metric | mean ± std (%) | runs |"
+    assert len(table) == 4 + 4
     assert '| sst-2 | roberta-large | few-shot k=16 | "mppg" | 12 | test accuracy | 86.20 ± 7.07 | 2 |' in table
     assert '| sst-2 | roberta-large | few-shot k=16 | "npg" | 6 | test accuracy | 85.60 ± 7.07 | 2 |' in table
+
+
+def test_a_multi_class_task_gets_macro_f1_beside_accuracy(tmp_path):
+    """TREC's six labels: the macro-F1 of the same set beside the accuracy; two-label tasks in
+    the same table show none."""
+    labels = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    for seed, (accuracy, macro) in zip((13, 21), ((0.80, 0.70), (0.90, 0.74))):
+        fake_run(tmp_path / f"trec-{seed}", task="trec", model="m", train=f"data/k-shot/trec/16-{seed}/train.tsv",
+                 metrics={"test_accuracy": accuracy, "test_macro_f1": macro,
+                          **{f"test_f1_label={label}": 0.5 for label in labels}})
+    fake_run(tmp_path / "sst2", task="sst-2", model="m", train="data/original/sst-2/train.tsv",
+             metrics={"test_accuracy": 0.9, "test_macro_f1": 0.89, "test_f1_label=0": 0.9, "test_f1_label=1": 0.88})
+    table = aggregate([str(tmp_path)]).splitlines()
+    assert table[2] == "| task | model | setting | metric | mean ± std (%) | macro-F1 (%) | runs |"
+    assert "| trec | m | few-shot k=16 | test accuracy | 85.00 ± 7.07 | 72.00 ± 2.83 | 2 |" in table
+    assert "| sst-2 | m | full data | test accuracy | 90.00 |  | 1 |" in table

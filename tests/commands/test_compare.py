@@ -37,7 +37,24 @@ def test_two_methods_two_seeds_then_a_resume_that_trains_nothing(base, tmp_path)
     assert all(0 <= float(row["accuracy_mean"]) <= 1 and float(row["train_seconds"]) > 0 for row in table)
     assert len(rows(os.path.join(out, "runs.csv"))) == 4
     assert os.path.getsize(os.path.join(out, "comparison.png")) > 0
-    assert "| late_prompt |" in open(os.path.join(out, "comparison.md")).read()
+    # One scale for every table: percent with 2 decimals, mean ± sample std over the seeds, the
+    # same cells as lpt-aggregate of the same runs.
+    import statistics
+
+    from allennlp_lpt.experiments.aggregate import aggregate
+
+    markdown = open(os.path.join(out, "comparison.md")).read()
+    aggregated = aggregate([out])
+    for method in ("late_prompt", "lora"):
+        scores = [float(r["score"]) for r in rows(os.path.join(out, "runs.csv")) if r["method"] == method]
+        cell = f"{100 * statistics.mean(scores):.2f} ± {100 * statistics.stdev(scores):.2f}"
+        assert f"| {method} | {cell} | 2 |" in markdown
+        assert f"| best dev accuracy | {cell} | 2 |" in aggregated
+    assert "| method | accuracy (%) | seeds |" in markdown and "percent" in markdown
+    # Inference throughput, measured on the evaluation set, and the archive's size.
+    assert all(float(row["sentences_per_second"]) > 0 and float(row["archive_mb"]) > 0 for row in table)
+    inference = json.load(open(os.path.join(out, "lora_seed=1", "inference.json")))
+    assert inference["sentences"] == 12 and inference["data_path"].endswith("sst2_tiny.tsv")
     # The runs are real `allennlp train` runs of the swapped config.
     saved = json.load(open(os.path.join(out, "lora_seed=2", "config.json")))
     assert saved["model"]["text_field_embedder"]["token_embedders"]["tokens"]["type"] == "peft_transformer"
@@ -48,7 +65,7 @@ def test_two_methods_two_seeds_then_a_resume_that_trains_nothing(base, tmp_path)
     assert rows(os.path.join(out, "comparison.csv")) == table
     # Other options for a method whose runs finished: refused (not silently mixed), unless
     # --rerun-changed.
-    with pytest.raises(ConfigurationError, match=r"lpt-compare: 2 finished run\(s\) .* --rerun-changed"):
+    with pytest.raises(ConfigurationError, match=r"(?s)lpt-compare: 2 finished run\(s\) .*lora_seed=1 .*lora_seed=2 .* --rerun-changed"):
         compare(base, out, methods=["lora"], seeds=[1, 2], method_options={"lora": {"r": 2}})
 
 
@@ -62,6 +79,9 @@ def test_the_time_budget_stops_a_run_and_keeps_its_best_checkpoint(base, tmp_pat
     metrics = json.load(open(os.path.join(out, "full_seed=1", "metrics.json")))
     assert metrics["epoch"] < 499 and "best_validation_accuracy" in metrics
     assert os.path.isfile(os.path.join(out, "full_seed=1", "model.tar.gz"))
+    # One seed: its score alone, no "± 0.00".
+    [line] = [line for line in open(os.path.join(out, "comparison.md")) if line.startswith("| full |")]
+    assert line.startswith(f"| full | {100 * run['score']:.2f} | 1 |") and "±" not in line
 
 
 def test_method_options_change_the_defaults(base, tmp_path):
@@ -86,6 +106,12 @@ def test_method_options_change_the_defaults(base, tmp_path):
 def test_bad_flags_are_configuration_errors(base, tmp_path, methods, options, budget, message):
     with pytest.raises(ConfigurationError, match=message):
         compare(base, str(tmp_path / "out"), methods=methods, method_options=options, time_budget=budget)
+
+
+def test_seeds_given_twice_are_refused_before_anything_is_written(base, tmp_path):
+    with pytest.raises(ConfigurationError, match="--seeds: 1 given more than once"):
+        compare(base, str(tmp_path / "out"), methods=["late_prompt"], seeds=[1, 2, 1])
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_base_config_without_late_prompt_is_refused(tmp_path):

@@ -1,10 +1,13 @@
 import csv
+import io
 import json
 import os
+import tarfile
 
 import pytest
+import torch
 
-from allennlp_lpt.experiments.sweep import parse_grid, sweep
+from allennlp_lpt.experiments.sweep import parse_grid, run_sweep, sweep
 from allennlp.common.checks import ConfigurationError
 from config_swap import CONFIGS, tiny_config
 
@@ -26,12 +29,43 @@ def test_a_sweep_over_the_prompt_layer_and_seeds(tiny_models, tmp_path):
     assert lower["prompt_layer"] == 2 and saved["model"]["seq2vec_encoder"]["prompt_layer"] == 2
     assert saved["random_seed"] == saved["numpy_seed"] == saved["pytorch_seed"] == 1
     summary = (out / "results.md").read_text().splitlines()
-    assert len(summary) == 4 and summary[2].startswith("| 1 | ") and summary[2].endswith("| 2 |")
+    # Percent with 2 decimals, as lpt-aggregate and lpt-compare show them.
+    assert summary[2] == "| *.prompt_layer | best_dev_accuracy (%) | runs |"
+    assert len(summary) == 6 and summary[4].startswith("| 1 | ") and summary[4].endswith("| 2 |")
+    first_two = [float(r["best_dev_accuracy"]) for r in table[:2]]
+    mean = sum(first_two) / 2
+    std = abs(first_two[0] - first_two[1]) / 2 ** 0.5
+    assert summary[4] == f"| 1 | {100 * mean:.2f} ± {100 * std:.2f} | 2 |"
+    from allennlp_lpt.experiments.aggregate import aggregate
+
+    assert f"| 1 | best dev accuracy | {100 * mean:.2f} ± {100 * std:.2f} | 2 |" in aggregate([str(out)])
     assert (out / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    # Lean run folders: the archive holds only what trained, and no per-epoch checkpoint is kept.
+    run = out / "prompt_layer=1_seed=1"
+    assert not [name for name in os.listdir(run) if name.startswith(("model_state_", "training_state_"))]
+    with tarfile.open(run / "model.tar.gz") as archive:
+        weights = torch.load(io.BytesIO(archive.extractfile("weights.th").read()), weights_only=True)
+    trainable = json.loads((run / "parameter_counts.json").read_text())["trainable"]
+    assert sum(tensor.numel() for tensor in weights.values()) == trainable
     # Started again, finished runs are skipped (their metrics are not rewritten).
     before = os.path.getmtime(out / "prompt_layer=1_seed=1" / "metrics.json")
     sweep(config, grid, str(out), seeds=[1, 2], fixed={"trainer.num_epochs": 1})
     assert os.path.getmtime(out / "prompt_layer=1_seed=1" / "metrics.json") == before
+    # Another config for the same runs: every one of them is named.
+    with pytest.raises(ConfigurationError) as refused:
+        sweep(config, grid, str(out), seeds=[1, 2], fixed={"trainer.num_epochs": 1, "trainer.grad_clipping": 0.5})
+    assert "4 finished run(s)" in str(refused.value) and "--rerun-changed" in str(refused.value)
+    for name in ("prompt_layer=1_seed=1", "prompt_layer=1_seed=2", "prompt_layer=2_seed=1", "prompt_layer=2_seed=2"):
+        assert f"\n  {name} (trainer.grad_clipping: saved 1, now 0.5)" in str(refused.value)
+    # A run killed while archiving, as an archive writer without the atomic rename leaves it:
+    # metrics.json there, model.tar.gz cut short, not marked. Trained again, not reused.
+    archive = run / "model.tar.gz"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    (run / "finished.json").unlink()
+    outcome = run_sweep(config, grid, str(out), seeds=[1, 2], fixed={"trainer.num_epochs": 1})
+    assert outcome.trained == ["prompt_layer=1_seed=1"] and len(outcome.reused) == 3
+    with tarfile.open(archive) as complete:
+        assert {"config.json", "weights.th"} <= set(complete.getnames())
 
 
 def test_bad_grids():
@@ -59,36 +93,6 @@ def test_runs_that_would_share_a_folder_are_an_error(tiny_models, tmp_path):
         sweep(config, grid, str(tmp_path / "out"))
 
 
-def _finished_run(folder, config):
-    os.makedirs(folder)
-    (folder / "config.json").write_text(json.dumps(config))
-    (folder / "metrics.json").write_text(json.dumps({"best_validation_accuracy": 0.75,
-                                                     "training_duration": "0:00:01.0"}))
-
-
-def test_a_finished_run_is_reused_only_with_the_same_config(tiny_models, tmp_path):
-    from allennlp_lpt.experiments.configs import load_config
-    from allennlp_lpt.experiments.sweep import run_sweep
-
-    config = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="roberta")
-    out = tmp_path / "out"
-    grid = {"model.seq2vec_encoder.prompt_length": [3]}
-    wanted = load_config(config, {"model.seq2vec_encoder.prompt_length": 3})
-    # A run of another sweep under the same name: the dropout differs.
-    changed = json.loads(json.dumps(wanted))
-    changed["model"]["seq2vec_encoder"]["generator"]["dropout"] = 0.3
-    _finished_run(out / "prompt_length=3", changed)
-    with pytest.raises(ConfigurationError, match=(
-            r"prompt_length=3 \(model.seq2vec_encoder.generator.dropout is only in the saved one\)"
-            r".*--rerun-changed")):
-        run_sweep(config, grid, str(out))
-    # The same config: reused, nothing trained.
-    (out / "prompt_length=3" / "config.json").write_text(json.dumps(wanted))
-    outcome = run_sweep(config, grid, str(out))
-    assert outcome.reused == ["prompt_length=3"] and not outcome.trained
-    assert outcome.rows[0]["best_dev_accuracy"] == 0.75
-
-
 def test_the_command_summarises_and_fails_when_a_run_failed(tiny_models, tmp_path):
     import subprocess
     import sys
@@ -104,6 +108,7 @@ def test_the_command_summarises_and_fails_when_a_run_failed(tiny_models, tmp_pat
     assert done.returncode == 1, done.stderr[-2000:]
     assert "0 trained, 0 reused (finished with the same config), 1 failed" in done.stdout + done.stderr
     assert "failed: prompt_layer=9 (log: " in done.stdout + done.stderr
+    assert "run prompt_layer=9 failed (exit 1)" in done.stdout + done.stderr
     assert os.path.isfile(tmp_path / "out" / "logs" / "prompt_layer=9.log")
 
 
@@ -145,7 +150,7 @@ def test_aggregate_averages_a_data_seed_sweep_into_one_row(tmp_path):
             "train_data_path": f"data/k-shot/sst-2/100-{seed}/train.tsv", "random_seed": 42}))
         (folder / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy}))
     rows = aggregate([str(tmp_path)]).splitlines()
-    assert len(rows) == 3 and "| few-shot k=100 | test accuracy | 72.00 ± 2.83 | 2 |" in rows[2]
+    assert len(rows) == 5 and "| few-shot k=100 | test accuracy | 72.00 ± 2.83 | 2 |" in rows[4]
 
 
 def test_the_plot_of_an_integer_key_has_integer_ticks():
