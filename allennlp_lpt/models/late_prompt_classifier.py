@@ -25,7 +25,7 @@ from allennlp_lpt.modules.seq2vec_encoders.late_prompt_encoder import LatePrompt
 from allennlp_lpt.modules.token_embedders.late_prompt_transformer import (
     LatePromptTransformerEmbedder,
 )
-from allennlp_lpt.modules.token_embedders.peft_transformer import PeftTransformerEmbedder
+from allennlp_lpt.modules.token_embedders.whole_transformer import WholeTransformerEmbedder
 from allennlp_lpt.option_types import TypedOptions
 
 
@@ -61,22 +61,22 @@ def _paired_embedder(text_field_embedder: TextFieldEmbedder, encoder: Seq2VecEnc
 def _whole_transformer(text_field_embedder: TextFieldEmbedder) -> Tuple[str, Type[BackboneFamily], Backbone]:
     """
     Without an encoder, the text field embedder's one token embedder that runs a whole
-    transformer (`peft_transformer`, AllenNLP's `pretrained_transformer`): its model name, its
+    transformer (`peft_transformer`, `reft_transformer`, AllenNLP's `pretrained_transformer`): its model name, its
     family and the shared backbone the verbalizer's LM head comes from.
     """
     embedders = [
         module for module in text_field_embedder.modules()
-        if isinstance(module, (PeftTransformerEmbedder, PretrainedTransformerEmbedder, LatePromptTransformerEmbedder))
+        if isinstance(module, (WholeTransformerEmbedder, PretrainedTransformerEmbedder, LatePromptTransformerEmbedder))
     ]
     if len(embedders) != 1 or isinstance(embedders[0], LatePromptTransformerEmbedder):
         raise ConfigurationError(
-            "late_prompt_classifier without an encoder needs exactly one peft_transformer or "
-            "pretrained_transformer token embedder (its final states feed the verbalizer); a "
+            "late_prompt_classifier without an encoder needs exactly one peft_transformer, "
+            "reft_transformer or pretrained_transformer token embedder (its final states feed the verbalizer); a "
             "late_prompt_transformer embedder needs its encoder (late_prompt_roberta, "
             "late_prompt_gpt2 or late_prompt_causal)."
         )
     embedder = embedders[0]
-    if isinstance(embedder, PeftTransformerEmbedder):
+    if isinstance(embedder, WholeTransformerEmbedder):
         # The backbone the embedder's frozen weights are, in its backbone_dtype: the head's
         # weights are then the same tensors (tied ones with its embeddings), not a second load.
         return embedder.model_name, embedder.family, embedder.backbone
@@ -123,17 +123,19 @@ class LatePromptClassifier(TypedOptions, Model):
     vocab : `Vocabulary`
     text_field_embedder : `TextFieldEmbedder`
         Holding one `late_prompt_transformer` embedder (with `encoder`), or one
-        `peft_transformer` or `pretrained_transformer` embedder (without). The frozen LM head
-        is the one of the shared backbone the encoder or the `peft_transformer` already reads,
-        in its `backbone_dtype` (its weights the same tensors, no second load); a
-        `pretrained_transformer` trains a model of its own, so the head comes from the float32
-        backbone. The head's logits are taken in float32.
+        `peft_transformer`, `reft_transformer` or `pretrained_transformer` embedder (without).
+        The frozen LM head is the one of the shared backbone the encoder or the
+        `peft_transformer` / `reft_transformer` already reads, in its `backbone_dtype` (its
+        weights the same tensors, no second load); a `pretrained_transformer` trains a model of
+        its own, so the head comes from the float32 backbone. The head's logits are taken in
+        float32.
     encoder : `Seq2VecEncoder`, optional
         A `late_prompt_roberta`, `late_prompt_gpt2` or `late_prompt_causal` encoder of the same
         model and prompt layer as the embedder's `late_prompt_transformer`. Leave it out where
         the text field embedder holds a `peft_transformer` (LoRA, (IA)^3, prompt or prefix
-        tuning) or AllenNLP's `pretrained_transformer` (full fine-tuning, BitFit): their final
-        states then feed the same frozen LM head, so the methods differ in nothing else.
+        tuning), a `reft_transformer` (LoReFT) or AllenNLP's `pretrained_transformer` (full
+        fine-tuning, BitFit): their final states then feed the same frozen LM head, so the
+        methods differ in nothing else.
         Without an encoder, causal models score every answer in a row of its own.
     label_words : `Dict[str, str]`, optional
         Label -> word. For masked LMs each `" " + word` must be one token of the model's
