@@ -15,7 +15,7 @@ from allennlp.models.archival import load_archive
 from allennlp_lpt.experiments.methods import with_method
 from config_swap import CONFIGS, FIXTURES, tiny_config
 
-METHODS = ["lora", "ia3", "prompt_tuning", "prefix_tuning", "bitfit", "full"]
+METHODS = ["lora", "ia3", "prompt_tuning", "prefix_tuning", "bitfit", "full", "loreft"]
 
 
 def method_config(tiny_models, tmp_path, method, base="quickstart.jsonnet", family="roberta", **overrides):

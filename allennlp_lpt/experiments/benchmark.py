@@ -77,7 +77,8 @@ class Settings:
     # "stock": HF's own modules (eager attention for RoBERTa under transformers 4.43).
     peers: str = "fair"
     # The dtype the frozen weights are stored in, for late prompt (backbone_dtype) and for the
-    # PEFT methods' frozen base alike; full fine-tuning trains every weight and keeps float32.
+    # frozen base of PEFT's methods and LoReFT alike; full fine-tuning and BitFit train the
+    # base and keep float32.
     backbone_dtype: str = "float32"
     # torch.compile every method: HF models whole, late prompt's two stacks.
     compile: bool = False
@@ -211,10 +212,12 @@ def _hf_method(method: str, settings: Settings, folder: str) -> Tuple[torch.nn.M
     from allennlp_lpt.core import family_for_config
     from allennlp_lpt.core.family import quiet_hf_loading
     from allennlp_lpt.core.whole_models import give_lean_modules
-    from allennlp_lpt.modules.tuning_methods import TuningMethod
+    from allennlp_lpt.modules.tuning_methods import TuningMethod, WholeModelMethod
 
-    # PEFT's methods keep a frozen base, stored as late prompt's is; the others train it.
-    frozen_dtype = getattr(torch, settings.backbone_dtype) if _is_peft(method) else torch.float32
+    # Methods that keep a frozen base (PEFT's, LoReFT) store it as late prompt's is; the
+    # whole-model ones train it.
+    trains_the_base = issubclass(TuningMethod.by_name(method), WholeModelMethod)
+    frozen_dtype = torch.float32 if trains_the_base else getattr(torch, settings.backbone_dtype)
     family = family_for_config(AutoConfig.from_pretrained(folder), folder)
     options = {}
     if settings.peers == "fair" and not family.lean_attention_fits_hf_layers:
