@@ -52,23 +52,28 @@ def test_a_method_round_trips_through_its_archive(tiny_models, tmp_path, method)
     if method == "bitfit":  # biases and the head, nothing else
         assert trainable and all(name.endswith(".bias") or name.startswith("_classification_layer") for name in trainable)
         assert any(name.startswith("_text_field_embedder") for name in trainable)
+    if method == "loreft":  # the edits' R, W and b, and the head
+        assert trainable and all(".edits." in name or name.startswith("_classification_layer") for name in trainable)
     counts = json.load(open(tmp_path / "run" / "parameter_counts.json"))
     assert counts["trainable"] == sum(p.numel() for n, p in trained.named_parameters() if n in trainable)
 
 
-def test_a_slim_archive_holds_the_adapter_and_the_head_and_predicts_alike(tiny_models, tmp_path):
-    path, config = method_config(tiny_models, tmp_path, "lora", save_backbone=False)
+@pytest.mark.parametrize("method, marker", [("lora", "lora_"), ("loreft", ".edits.")])
+def test_a_slim_archive_holds_the_adapter_and_the_head_and_predicts_alike(tiny_models, tmp_path, method, marker):
+    path, config = method_config(tiny_models, tmp_path, method, save_backbone=False)
     trained = train_model_from_file(path, str(tmp_path / "run"))
     weights = archived_weights(str(tmp_path / "run"))
-    assert weights and all("lora_" in key or key.startswith("_classification_layer") for key in weights)
+    assert weights and all(marker in key or key.startswith("_classification_layer") for key in weights)
     loaded = load_archive(str(tmp_path / "run" / "model.tar.gz")).model
     data = os.path.join(FIXTURES, "sst2_tiny.tsv")
     assert torch.equal(predictions(trained, config, data), predictions(loaded, config, data))
 
 
-def test_the_verbalizer_over_lora_round_trips(tiny_models, tmp_path):
-    path, config = method_config(tiny_models, tmp_path, "lora", base="roberta-large/sst-2_few-shot.jsonnet",
-                                 save_backbone=False)
+@pytest.mark.parametrize("method, model, family", [("lora", "roberta-large", "roberta"), ("loreft", "gpt2-large", "gpt2")])
+def test_the_verbalizer_over_a_method_round_trips(tiny_models, tmp_path, method, model, family):
+    """Masked-LM scoring over LoRA, generative scoring (a causal model) over LoReFT."""
+    path, config = method_config(tiny_models, tmp_path, method, base=f"{model}/sst-2_few-shot.jsonnet",
+                                 family=family, save_backbone=False)
     assert "encoder" not in config["model"] and config["model"]["type"] == "late_prompt_classifier"
     trained = train_model_from_file(path, str(tmp_path / "run"))
     loaded = load_archive(str(tmp_path / "run" / "model.tar.gz")).model

@@ -1,17 +1,15 @@
 """LoReFT (`loreft` through `reft_transformer`): the edit is Φ(h) = h + Rᵀ(Wh + b − Rh) at the
 first and last real tokens of the chosen layers, checked against HuggingFace's own forward on
-every family; R keeps orthonormal rows while it trains; only R, W and b train; archives round
-trip with either head; the input of a row does not depend on its batch-mates; bad options name
-their key."""
+every family; R keeps orthonormal rows while it trains; only R, W and b train; the output of a
+row does not depend on its batch-mates; bad options name their key. (Its archives, with either
+head: tests/test_method_archives.py.)"""
 import json
 import os
 
 import pytest
 import torch
-from allennlp.commands.train import train_model_from_file
 from allennlp.common import Params
 from allennlp.common.checks import ConfigurationError
-from allennlp.models.archival import load_archive
 from allennlp.modules.token_embedders import TokenEmbedder
 from transformers import AutoModel
 
@@ -19,8 +17,7 @@ from allennlp_lpt.core.backbone import get_backbone
 from allennlp_lpt.core.interventions import edge_positions
 from allennlp_lpt.experiments import benchmark
 from allennlp_lpt.experiments.methods import with_method
-from config_swap import CONFIGS, FIXTURES, tiny_config
-from test_method_archives import archived_weights, method_config, predictions
+from config_swap import CONFIGS, tiny_config
 
 FAMILIES = ["roberta", "bert", "gpt2", "llama"]  # one per family adapter (backbones/)
 
@@ -171,26 +168,6 @@ def test_the_swap_drops_the_lower_layer_cache(tiny_models, tmp_path):
                       "method": {"type": "loreft", "layers": "all", "first_positions": 1, "last_positions": 0,
                                  "rank": 2, "dropout": 0.05}}
     assert "cache_keys" not in swapped["dataset_reader"] and swapped["trainer"]["optimizer"]["lr"] == 6e-4
-
-
-def test_a_slim_archive_with_the_linear_head_holds_the_edits_and_predicts_alike(tiny_models, tmp_path):
-    path, config = method_config(tiny_models, tmp_path, "loreft", save_backbone=False)
-    trained = train_model_from_file(path, str(tmp_path / "run"))
-    weights = archived_weights(str(tmp_path / "run"))
-    assert weights and all(".edits." in key or key.startswith("_classification_layer") for key in weights)
-    loaded = load_archive(str(tmp_path / "run" / "model.tar.gz")).model
-    data = os.path.join(FIXTURES, "sst2_tiny.tsv")
-    assert torch.equal(predictions(trained, config, data), predictions(loaded, config, data))
-
-
-def test_the_verbalizer_over_loreft_round_trips_on_a_causal_model(tiny_models, tmp_path):
-    path, config = method_config(tiny_models, tmp_path, "loreft", base="gpt2-large/sst-2_few-shot.jsonnet",
-                                 family="gpt2", save_backbone=False)
-    assert "encoder" not in config["model"] and config["model"]["type"] == "late_prompt_classifier"
-    trained = train_model_from_file(path, str(tmp_path / "run"))
-    loaded = load_archive(str(tmp_path / "run" / "model.tar.gz")).model
-    data = config["validation_data_path"]
-    assert torch.equal(predictions(trained, config, data), predictions(loaded, config, data))
 
 
 def test_the_benchmark_trains_the_edits_and_the_head(tmp_path):

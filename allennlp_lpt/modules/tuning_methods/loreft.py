@@ -7,7 +7,7 @@ from transformers import PretrainedConfig
 
 from allennlp_lpt.core.family import BackboneFamily
 from allennlp_lpt.core.interventions import LayerEdits
-from allennlp_lpt.modules.tuning_methods.tuning_method import TuningMethod, at_least_one
+from allennlp_lpt.modules.tuning_methods.tuning_method import TuningMethod, at_least_one, frozen_base_embedder
 
 
 class LoreftIntervention(torch.nn.Module):
@@ -117,12 +117,7 @@ class Loreft(TuningMethod):
 
     @classmethod
     def embedder(cls, tokens: Dict[str, Any], options: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-        embedder: Dict[str, Any] = {"type": "reft_transformer", "model_name": tokens["model_name"],
-                                    "method": {"type": cls.name(), **options}}
-        for key in ("backbone_dtype", "save_backbone"):  # the frozen part is stored as late prompt's
-            if key in tokens:
-                embedder[key] = tokens[key]
-        return embedder
+        return frozen_base_embedder(cls, tokens, options)
 
     def layer_edits(self, config: PretrainedConfig, family: Type[BackboneFamily], model_name: str) -> LayerEdits:
         """The edits for a model of `family` with `config` (float32, trainable), not yet

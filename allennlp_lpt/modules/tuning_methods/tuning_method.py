@@ -72,6 +72,20 @@ def check_targets(
         )
 
 
+def frozen_base_embedder(
+    method: Type["TuningMethod"], tokens: Dict[str, Any], options: Dict[str, Any]
+) -> Dict[str, Any]:
+    """The config of `method.component`, an embedder that keeps the model frozen and takes the
+    method as its `method` (`peft_transformer`, `reft_transformer`), in place of the late-prompt
+    embedder `tokens`: the same model, its frozen part stored as late prompt's."""
+    embedder: Dict[str, Any] = {"type": method.component, "model_name": tokens["model_name"],
+                                "method": {"type": method.name(), **options}}
+    for key in ("backbone_dtype", "save_backbone"):
+        if key in tokens:
+            embedder[key] = tokens[key]
+    return embedder
+
+
 class TuningMethod(TypedOptions, Registrable):
     """
     A way of adapting a frozen pretrained model, as the comparison, the benchmark and the
@@ -219,12 +233,7 @@ class PeftMethod(TuningMethod):
 
     @classmethod
     def embedder(cls, tokens: Dict[str, Any], options: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-        embedder: Dict[str, Any] = {"type": "peft_transformer", "model_name": tokens["model_name"],
-                                    "method": {"type": cls.name(), **options}}
-        for key in ("backbone_dtype", "save_backbone"):  # the frozen part is stored as late prompt's
-            if key in tokens:
-                embedder[key] = tokens[key]
-        return embedder
+        return frozen_base_embedder(cls, tokens, options)
 
     def apply_to_classifier(
         self, model: torch.nn.Module, family: Type[BackboneFamily], model_name: str
