@@ -61,8 +61,8 @@ def _paired_embedder(text_field_embedder: TextFieldEmbedder, encoder: Seq2VecEnc
 def _whole_transformer(text_field_embedder: TextFieldEmbedder) -> Tuple[str, Type[BackboneFamily], Backbone]:
     """
     Without an encoder, the text field embedder's one token embedder that runs a whole
-    transformer (`peft_transformer`, `reft_transformer`, AllenNLP's `pretrained_transformer`): its model name, its
-    family and the shared backbone the verbalizer's LM head comes from.
+    transformer (`peft_transformer`, `reft_transformer`, AllenNLP's `pretrained_transformer`):
+    its model name, its family and the shared backbone the verbalizer's LM head comes from.
     """
     embedders = [
         module for module in text_field_embedder.modules()
@@ -71,9 +71,9 @@ def _whole_transformer(text_field_embedder: TextFieldEmbedder) -> Tuple[str, Typ
     if len(embedders) != 1 or isinstance(embedders[0], LatePromptTransformerEmbedder):
         raise ConfigurationError(
             "late_prompt_classifier without an encoder needs exactly one peft_transformer, "
-            "reft_transformer or pretrained_transformer token embedder (its final states feed the verbalizer); a "
-            "late_prompt_transformer embedder needs its encoder (late_prompt_roberta, "
-            "late_prompt_gpt2 or late_prompt_causal)."
+            "reft_transformer or pretrained_transformer token embedder (its final states feed "
+            "the verbalizer); a late_prompt_transformer embedder needs its encoder "
+            "(late_prompt_roberta, late_prompt_gpt2 or late_prompt_causal)."
         )
     embedder = embedders[0]
     if isinstance(embedder, WholeTransformerEmbedder):

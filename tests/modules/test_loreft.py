@@ -137,6 +137,7 @@ def test_an_input_does_not_depend_on_its_batch_mates(tiny_models, family):
     ({"layers": [0, 2]}, r"reft_transformer\.method\.layers: \[0\] not among the layers of .* which has 4; give layers 1 to 4"),
     ({"layers": [5]}, r"reft_transformer\.method\.layers: \[5\] not among the layers"),
     ({"layers": "some"}, r'reft_transformer\.method\.layers=.some.: give "all" or a list'),
+    ({"layers": 3}, r'reft_transformer\.method\.layers=3: give "all" or a non-empty list of layer numbers'),
     ({"rank": 33}, r"reft_transformer\.method\.rank=33 is more than the hidden size of .* \(32\)"),
     ({"rank": 0}, r"reft_transformer\.method\.rank=0: give an integer of 1 or more"),
     ({"first_positions": -1}, r"reft_transformer\.method\.first_positions=-1: give an integer of 0 or more"),

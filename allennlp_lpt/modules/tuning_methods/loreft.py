@@ -1,4 +1,4 @@
-from typing import Any, Dict, List, Optional, Type, Union
+from typing import Any, Dict, List, Literal, Optional, Type, Union
 
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -61,7 +61,7 @@ class Loreft(TuningMethod):
 
     # Parameters
 
-    layers : `Union[str, List[int]]`, optional (default = `"all"`)
+    layers : `Union[Literal["all"], List[int]]`, optional (default = `"all"`)
         The layers whose output is edited, 1 to the model's number of layers (layer `l`'s
         output is HuggingFace's `hidden_states[l]`), or `"all"`.
     first_positions : `int`, optional (default = `1`)
@@ -85,7 +85,7 @@ class Loreft(TuningMethod):
 
     def __init__(
         self,
-        layers: Union[str, List[int]] = "all",
+        layers: Union[Literal["all"], List[int]] = "all",
         first_positions: int = 1,
         last_positions: int = 0,
         rank: int = 1,
@@ -95,7 +95,8 @@ class Loreft(TuningMethod):
         if isinstance(layers, str):
             if layers != "all":
                 raise ConfigurationError(f'{key}.layers={layers!r}: give "all" or a list of layer numbers.')
-        elif not layers or any(isinstance(layer, bool) or not isinstance(layer, int) for layer in layers):
+        elif not isinstance(layers, (list, tuple)) or not layers \
+                or any(isinstance(layer, bool) or not isinstance(layer, int) for layer in layers):
             raise ConfigurationError(f'{key}.layers={layers!r}: give "all" or a non-empty list of layer numbers.')
         elif len(set(layers)) != len(layers):
             raise ConfigurationError(f"{key}.layers={layers!r}: give each layer once.")
