@@ -47,12 +47,12 @@ class Loreft(TuningMethod):
     last positions; only `R`, `W` and `b` of each edited layer train (and the head). Carried by
     `reft_transformer`, whose layers it edits through hooks (`core.interventions`).
 
-    Defaults are the paper's GLUE setting (RoBERTa-base; pyreft's `examples/loreft`: every
-    layer, rank 1, the first token, dropout 0.05, lr 6e-4). The first token is what a BERT-like
-    head pools; a causal model's head reads the last token, which an edit of earlier positions
-    reaches only through attention (set `last_positions: 1` there). pyreft applies its dropout
-    to the whole edited state; here it acts on the edit, so the states that are not edited and
-    the unedited part of those that are keep the frozen model's dropout only.
+    Defaults are the paper's GLUE setting as the GLUE command of pyreft's `examples/loreft`
+    runs it (RoBERTa-base: every layer, rank 1, the first token, dropout 0.05, lr 6e-4). The
+    first token is what a BERT-like head pools; a causal model's head reads the last token,
+    which an edit of earlier positions reaches only through attention (set `last_positions: 1`
+    there). pyreft applies its dropout to the whole edited state `h + edit`; here it acts on
+    the edit alone, so the frozen states see only the model's own dropout.
 
     With `late_prompt_classifier`'s generative scoring (causal models), each row is the text
     followed by one candidate answer, so `last_positions` counts from the answer's end.
@@ -80,8 +80,8 @@ class Loreft(TuningMethod):
     key = "reft_transformer.method"
     lr = 6e-4
     lr_range = (1e-4, 1e-2)
-    source = ("ReFT paper (Wu et al., 2024), GLUE on RoBERTa-base as pyreft's examples/loreft runs it: "
-              "every layer, rank 1, first position, dropout 0.05, lr 6e-4")
+    source = ("ReFT paper (Wu et al., 2024), GLUE on RoBERTa-base as the GLUE command of pyreft's "
+              "examples/loreft runs it: every layer, rank 1, first position, dropout 0.05, lr 6e-4")
 
     def __init__(
         self,
