@@ -6,7 +6,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from allennlp_lpt.core import LowerStack, UpperStack, supported_model_types
-from hf_reference import ROTARY, hf_with_prompt
+from hf_reference import hf_with_prompt
 
 import allennlp_lpt  # noqa: F401  (registers every family before the registry is read)
 from tiny_models import build_decoder
@@ -61,8 +61,7 @@ def test_upper_stack_equals_hf_layers_over_prompt_and_states(tiny_models, model_
     upper = UpperStack(tiny_models[model_type], prompt_layer).eval()
     prompt = torch.randn(2, 3, lower.hidden_size)
     ours = upper(lower(ids, mask), mask, prompt)
-    causal = model_type == "gpt2" or model_type in ROTARY
-    expected = hf_with_prompt(_hf(tiny_models[model_type]), ids, mask, prompt, prompt_layer, causal)
+    expected = hf_with_prompt(_hf(tiny_models[model_type]), ids, mask, prompt, prompt_layer)
     real = mask[..., None]
     torch.testing.assert_close(ours * real, expected * real, atol=1e-5, rtol=1e-4)
 
@@ -115,6 +114,6 @@ def test_llama_rope_scalings_equal_hf(scaled_llamas, rope):
                            output_hidden_states=True).hidden_states[2]
     torch.testing.assert_close(lower(ids, mask) * real, expected * real, atol=1e-5, rtol=1e-5)
     prompt = torch.randn(2, 3, lower.hidden_size)
-    final = hf_with_prompt(_hf(folder), ids, mask, prompt, 2, causal=True)
+    final = hf_with_prompt(_hf(folder), ids, mask, prompt, 2)
     torch.testing.assert_close(upper(lower(ids, mask), mask, prompt) * real, final * real,
                                atol=1e-5, rtol=1e-4)

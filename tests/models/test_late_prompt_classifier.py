@@ -76,7 +76,7 @@ def test_roberta_verbalizer_logits_equal_hf_masked_lm(tiny_models):
     mask = batch["tokens"]["tokens"]["mask"]
     states = hf.roberta(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True)
     prompt = npg_prompt(model, states.hidden_states[PROMPT_LAYER][:, 0])  # reads <s>
-    final = hf_with_prompt(hf.roberta, ids, mask, prompt, PROMPT_LAYER, causal=False)
+    final = hf_with_prompt(hf.roberta, ids, mask, prompt, PROMPT_LAYER)
     at_mask = final[ids == tokenizer.mask_token_id]
     words = [tokenizer.encode(" " + w, add_special_tokens=False)[0] for w in ("terrible", "great")]
     expected = hf.lm_head(at_mask)[:, words]
@@ -92,7 +92,7 @@ def _causal_reference_nll(model_dir, model, context_ids, context_len, answers):
         mask = torch.ones_like(ids, dtype=torch.bool)
         states = base(input_ids=ids, output_hidden_states=True).hidden_states[PROMPT_LAYER]
         prompt = npg_prompt(model, states[:, context_len - 1])  # the last context token
-        logits = hf.lm_head(hf_with_prompt(base, ids, mask, prompt, PROMPT_LAYER, causal=True))
+        logits = hf.lm_head(hf_with_prompt(base, ids, mask, prompt, PROMPT_LAYER))
         log_probs = torch.log_softmax(logits[0, context_len - 1 : -1], dim=-1)
         rows.append(-log_probs[torch.arange(len(answer)), torch.tensor(answer)].mean())
     return torch.stack(rows)
