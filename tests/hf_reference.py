@@ -1,14 +1,14 @@
 """HuggingFace's own forward pass with a prompt inserted by a hook: the independent reference."""
 import torch
 
-ROTARY = ("llama", "mistral", "qwen2")
+ROTARY = ("llama", "mistral", "qwen2", "qwen3")
 
 
 def base_layers(model):
     """The transformer layers of a HuggingFace base model (`AutoModel`)."""
     if model.config.model_type == "gpt2":
         return model.h
-    if model.config.model_type in ROTARY:
+    if model.config.model_type in ROTARY + ("modernbert",):
         return model.layers
     return model.encoder.layer
 
@@ -18,7 +18,8 @@ def hf_with_prompt(model, ids, mask, prompt, prompt_layer):
     HF's forward over a sequence that truly begins with the prompt: the model runs on the
     extended length (prompt positions, then the tokens) with the extended mask, so that its own
     code builds the attention mask (causal, sliding window, per layer type) and the positions
-    (rotary models: prompt at 0 .. n-1, tokens from n); a hook makes the input of layer
+    (rotary models and ModernBERT: prompt at 0 .. n-1, tokens from n, so ModernBERT's local window
+    counts from there too); a hook makes the input of layer
     `prompt_layer + 1` the prompt followed by the tokens' own states after layer `prompt_layer`
     (from a plain forward pass). Returns the final states of the real tokens,
     `(batch, seq_len, hidden)`.

@@ -1,7 +1,8 @@
 """
 Tiny random models of every supported family with real tokenizers, built at test time (no hub):
-RoBERTa, BERT, GPT-2, Llama / Mistral / Qwen2 (grouped-query attention), and XLM-RoBERTa /
-CamemBERT configs for the core's tests.
+RoBERTa, BERT, GPT-2, Llama / Mistral / Qwen2 (grouped-query attention), Qwen3 (QK-norm),
+ModernBERT (alternating global and local attention), and XLM-RoBERTa / CamemBERT configs for the
+core's tests.
 
 The tokenizers are trained on a small corpus that contains the verbalizer words, so that
 " great", " terrible", " Yes" ... are single tokens, as with the real models.
@@ -116,6 +117,44 @@ def build_decoder(folder: str, model_type: str = "llama", **config_changes) -> s
     return folder
 
 
+def build_modernbert(folder: str) -> str:
+    """
+    A tiny ModernBERT with its masked-LM head: layers global, local, local, global (HF's default
+    of a global layer every third), a local window of 4 (2 positions either side, shorter than
+    the tests' inputs), the two kinds' default rotary bases (160,000 and 10,000). The tokenizer
+    is a byte-level BPE with `[CLS] ... [SEP]` and a `[MASK]` that takes the space before it,
+    as ModernBERT's.
+    """
+    from tokenizers import AddedToken, processors
+    from transformers import ModernBertConfig, ModernBertForMaskedLM, PreTrainedTokenizerFast
+
+    os.makedirs(folder, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1,
+                            special_tokens=["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"])
+    backend = bpe._tokenizer
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+        unk_token="[UNK]", mask_token=AddedToken("[MASK]", lstrip=True),
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    tokenizer.save_pretrained(folder)
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+        num_attention_heads=2, local_attention=4, global_attn_every_n_layers=3,
+        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, cls_token_id=cls_id,
+        bos_token_id=cls_id, sep_token_id=sep_id, eos_token_id=sep_id,
+    )
+    torch.manual_seed(0)
+    ModernBertForMaskedLM(config).save_pretrained(folder)
+    return folder
+
+
 def build_roberta_variant(folder: str, model_type: str) -> str:
     """RoBERTa's tokenizer and weights under another RoBERTa-derived model type
     (`xlm-roberta`, `camembert`), whose layers are their own classes in transformers."""
@@ -138,6 +177,10 @@ def build_all(root: str) -> Dict[str, str]:
         "llama": build_decoder(os.path.join(root, "tiny-llama"), "llama"),
         "mistral": build_decoder(os.path.join(root, "tiny-mistral"), "mistral", sliding_window=6),
         "qwen2": build_decoder(os.path.join(root, "tiny-qwen2"), "qwen2", tie_word_embeddings=True),
+        # head_dim 16, not hidden_size / heads (8): the projections are wider than the states.
+        "qwen3": build_decoder(os.path.join(root, "tiny-qwen3"), "qwen3", head_dim=16,
+                               tie_word_embeddings=True),
+        "modernbert": build_modernbert(os.path.join(root, "tiny-modernbert")),
         "xlm-roberta": build_roberta_variant(os.path.join(root, "tiny-xlm-roberta"), "xlm-roberta"),
         "camembert": build_roberta_variant(os.path.join(root, "tiny-camembert"), "camembert"),
     }

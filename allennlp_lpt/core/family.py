@@ -83,6 +83,9 @@ class BackboneFamily:
     # Whether the lean attention `prepare_layers` swaps in takes the arguments HuggingFace's own
     # layers pass it (BERT, GPT-2), so a whole HF model can run with it (the benchmark's peers).
     lean_attention_fits_hf_layers: ClassVar[bool] = True
+    # Options of `UNSUPPORTED_OPTIONS` that this family computes (ModernBERT's per-layer
+    # attention kinds): `check_config` leaves them to the family's own `unsupported`.
+    computed_options: ClassVar[Tuple[str, ...]] = ()
 
     @classmethod
     def max_positions(cls, config: PretrainedConfig) -> int:
@@ -100,6 +103,8 @@ class BackboneFamily:
         type and the option.
         """
         for option, (what, neutral) in UNSUPPORTED_OPTIONS.items():
+            if option in cls.computed_options:
+                continue
             value = getattr(config, option, None)
             if value is not None and value not in neutral:
                 raise unsupported_error(config, model_name, f"{option}={value!r} ({what})", key=key)
