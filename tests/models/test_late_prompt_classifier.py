@@ -14,7 +14,8 @@ N = 3
 TEXTS = ["the movie was great fun", "a boring film , it was not good and the plot was bad"]
 
 
-CAUSAL = {"gpt2": "late_prompt_gpt2", "llama": "late_prompt_causal", "qwen2": "late_prompt_causal"}
+CAUSAL = {"gpt2": "late_prompt_gpt2", "llama": "late_prompt_causal", "qwen2": "late_prompt_causal",
+          "qwen3": "late_prompt_causal"}
 
 
 def build(model_dir, family, *, label_words=None, template=None, generator="npg"):
@@ -101,7 +102,8 @@ def _causal_reference_nll(model_dir, model, context_ids, context_len, answers):
 @torch.no_grad()
 @pytest.mark.parametrize("family", sorted(CAUSAL))
 def test_causal_scores_are_the_mean_nll_of_word_period_and_eos(tiny_models, family):
-    """GPT-2 and the Llama family (Qwen2's tiny model ties its LM head to the embeddings)."""
+    """GPT-2, the Llama family and Qwen3 (the tiny Qwen2 and Qwen3 tie their LM head to the
+    embeddings)."""
     reader, vocab, model = build(tiny_models[family], family)
     model.eval()
     batch = tensors(reader, vocab, TEXTS, labels=["1", "0"])
