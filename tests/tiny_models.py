@@ -10,7 +10,7 @@ The tokenizers are trained on a small corpus that contains the verbalizer words,
 import os
 from typing import Dict
 
-from tokenizers import ByteLevelBPETokenizer, BertWordPieceTokenizer
+from tokenizers import AddedToken, ByteLevelBPETokenizer, BertWordPieceTokenizer
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -50,8 +50,11 @@ def _bpe(folder: str, special: list) -> None:
 def build_roberta(folder: str) -> str:
     os.makedirs(folder, exist_ok=True)
     _bpe(folder, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    # `<mask>` takes the space before it, as in RoBERTa's own checkpoints (transformers 5 no
+    # longer sets this from the vocabulary files).
     tokenizer = RobertaTokenizerFast(
-        os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt")
+        os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"),
+        mask_token=AddedToken("<mask>", lstrip=True, rstrip=False),
     )
     tokenizer.save_pretrained(folder)
     config = RobertaConfig(
@@ -100,15 +103,20 @@ LLAMA_SIZES = dict(
 
 def build_decoder(folder: str, model_type: str = "llama", **config_changes) -> str:
     """A tiny Llama-family decoder (`llama`, `mistral` or `qwen2`): 4 query heads sharing 2
-    key/value heads, a byte-level BPE wrapped as a Llama tokenizer that adds `<s>` in front."""
+    key/value heads, a byte-level BPE wrapped as a Llama tokenizer that adds `<s>` in front, or
+    for `qwen2` as Qwen2's (no BOS token; transformers 5 loads a `qwen2` model's tokenizer as
+    Qwen2's whatever class the folder names)."""
     os.makedirs(folder, exist_ok=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1, special_tokens=["<unk>", "<s>", "</s>"])
-    tokenizer = LlamaTokenizerFast(
-        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        add_bos_token=True, add_eos_token=False, legacy=False,
-    )
-    tokenizer.save_pretrained(folder)
+    if model_type == "qwen2":
+        tokenizer = build_tokenizer(folder, "no_bos")
+    else:
+        bpe = ByteLevelBPETokenizer()
+        bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1, special_tokens=["<unk>", "<s>", "</s>"])
+        tokenizer = LlamaTokenizerFast(
+            tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+            add_bos_token=True, add_eos_token=False, legacy=False,
+        )
+        tokenizer.save_pretrained(folder)
     settings = dict(LLAMA_SIZES, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                     eos_token_id=tokenizer.eos_token_id, **config_changes)
     config = AutoConfig.for_model(model_type, **settings)
@@ -210,7 +218,7 @@ def build_tokenizer(folder: str, convention: str):
     if convention == "no_bos":
         bpe.save_model(folder)
         tokenizer = Qwen2TokenizerFast(
-            vocab_file=os.path.join(folder, "vocab.json"), merges_file=os.path.join(folder, "merges.txt"),
+            vocab=os.path.join(folder, "vocab.json"), merges=os.path.join(folder, "merges.txt"),
             unk_token=None, bos_token=None, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
         )
     elif convention == "bos_by_template":

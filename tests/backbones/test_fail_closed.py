@@ -37,8 +37,7 @@ CONFIG_VARIANTS = [
     ("llama", {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "'dynamic'"),
     ("llama", {"rope_scaling": {"rope_type": "longrope", "factor": 2.0, "short_factor": [1.0] * 4,
                                 "long_factor": [1.0] * 4, "attention_factor": 1.0}}, "'longrope'"),
-    ("qwen2", {"rope_scaling": {"type": "yarn", "factor": 4.0}}, "does not apply to 'qwen2'"),
-    ("mistral", {"rope_scaling": {"type": "linear", "factor": 2.0}}, "does not apply to 'mistral'"),
+    ("qwen2", {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "'dynamic'"),
     ("qwen2", {"use_sliding_window": True}, "use_sliding_window=True"),
     ("llama", {"sliding_window": 16}, "sliding_window=16"),
     # Options of other architectures, saved under a supported model type: transformers keeps

@@ -87,24 +87,27 @@ def test_lower_stack_runs_only_the_layers_below_the_prompt(tiny_models):
     assert not any(p.requires_grad for p in upper.parameters())
 
 
-# The rope scalings the Llama family accepts (fixed frequencies), against HF's own rotary code.
+# The rope scalings the Llama family accepts (fixed frequencies), against HF's own rotary code;
+# transformers 5 applies them to Mistral and Qwen2 too.
 ROPE_SCALINGS = {
-    "linear": {"rope_type": "linear", "factor": 2.0},
-    "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-               "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
-    "yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
+    "llama-linear": {"rope_type": "linear", "factor": 2.0},
+    "llama-llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                     "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+    "llama-yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
+    "mistral-linear": {"rope_type": "linear", "factor": 2.0},
+    "qwen2-yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
 }
 
 
 @pytest.fixture(scope="module")
 def scaled_llamas(tmp_path_factory):
     root = tmp_path_factory.mktemp("rope")
-    return {name: build_decoder(str(root / name), "llama", rope_scaling=rope)
+    return {name: build_decoder(str(root / name), name.split("-")[0], rope_scaling=rope)
             for name, rope in ROPE_SCALINGS.items()}
 
 
 @pytest.mark.parametrize("rope", list(ROPE_SCALINGS))
-def test_llama_rope_scalings_equal_hf(scaled_llamas, rope):
+def test_rope_scalings_equal_hf(scaled_llamas, rope):
     folder = scaled_llamas[rope]
     ids, mask = _batch(folder)
     lower = LowerStack(folder, 2).eval()

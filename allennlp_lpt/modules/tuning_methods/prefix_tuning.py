@@ -46,14 +46,6 @@ class PrefixTuning(PeftMethod):
         self.prefix_projection = prefix_projection
         self.encoder_hidden_size = at_least_one(encoder_hidden_size, f"{key}.encoder_hidden_size")
 
-    def prepare(self, base: torch.nn.Module, family: Type[BackboneFamily]) -> None:
-        from allennlp_lpt.core.whole_models import prefix_as_cache
-
-        # PEFT hands the prefix over as past keys and values; layers that are not the package's
-        # lean ones take them as a cache object (see `prefix_as_cache`).
-        if not family.lean_attention_fits_hf_layers:
-            prefix_as_cache(base)
-
     def peft_config(
         self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily],
         model_name: str, *, task_type: Optional[str] = None,
