@@ -7,7 +7,7 @@ Prompt positions are the Llama family's: the real tokens keep their positions an
 sits at `-n .. -1`, right before them, which rotary attention sees as a sequence that begins
 with the prompt. The norms act on each position's own heads, so they need nothing more.
 """
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 from transformers import PretrainedConfig
@@ -42,21 +42,9 @@ class LeanQKNormAttention(LeanRotaryAttention):
 class Qwen3Family(LlamaFamily):
     name = "qwen3"
     model_types = ("qwen3",)
-    # Qwen3's config always lists its layers' attention kinds; `unsupported` accepts only the
-    # all-full list of a checkpoint without sliding windows.
-    computed_options = ("layer_types",)
+    # Qwen3's config lists every layer's attention kind: all full attention is accepted (the
+    # core's check), sliding windows on some layers are refused.
     attention_modules = ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm")
-
-    @classmethod
-    def unsupported(cls, config: PretrainedConfig) -> Optional[str]:
-        problem = super().unsupported(config)
-        if problem is not None:
-            return problem
-        kinds = sorted(set(getattr(config, "layer_types", None) or ["full_attention"]))
-        if kinds != ["full_attention"]:
-            return (f"layer_types {kinds} (sliding windows on some layers; this family runs "
-                    f"full attention at every layer)")
-        return None
 
     @classmethod
     def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:

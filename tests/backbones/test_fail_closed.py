@@ -57,7 +57,7 @@ CONFIG_VARIANTS = [
         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}},
      "'dynamic' on its full_attention layers"),
     ("qwen3", {"use_sliding_window": True}, "use_sliding_window=True"),
-    ("qwen3", {"layer_types": ["full_attention", "sliding_attention"] * 2}, "sliding windows on some layers"),
+    ("qwen3", {"layer_types": ["full_attention", "sliding_attention"] * 2}, "differs per layer"),
     ("qwen3", {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "'dynamic'"),
 ]
 
