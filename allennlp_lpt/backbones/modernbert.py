@@ -111,6 +111,8 @@ class ModernBertFamily(BackboneFamily):
     lean_attention_fits_hf_layers = False
     # ModernBERT's per-layer attention kinds are what this family computes.
     computed_options = ("layer_types",)
+    # HF's ModernBERT keeps no key/value cache: there is nowhere for a prefix to enter.
+    takes_past_key_values = False
 
     @classmethod
     def unsupported(cls, config: PretrainedConfig) -> Optional[str]:

@@ -88,6 +88,9 @@ class BackboneFamily:
     # Options of `UNSUPPORTED_OPTIONS` that this family computes (ModernBERT's per-layer
     # attention kinds): `check_config` leaves them to the family's own `unsupported`.
     computed_options: ClassVar[Tuple[str, ...]] = ()
+    # Whether HF's attention takes past keys and values (PEFT's prefix tuning passes its prefix
+    # that way); ModernBERT's has no cache.
+    takes_past_key_values: ClassVar[bool] = True
 
     @classmethod
     def max_positions(cls, config: PretrainedConfig) -> int:

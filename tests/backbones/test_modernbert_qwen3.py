@@ -4,8 +4,12 @@ modules: ModernBERT's local window and per-kind rotary bases, its masked-LM head
 verbalizer; Qwen3's norms on queries and keys. (Both families' stacks against HF's forward over
 the prompt-extended sequence, at every tested prompt layer: tests/core/test_stacks_against_hf.)
 """
+import peft
 import pytest
 import torch
+from allennlp.common import Params
+from allennlp.common.checks import ConfigurationError
+from allennlp.modules.token_embedders import TokenEmbedder
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 from allennlp_lpt.core import LowerStack, UpperStack
@@ -120,3 +124,35 @@ def test_qwen3_attention_normalises_queries_and_keys_per_head(tiny_models, tmp_p
 def test_the_layers_the_core_runs_use_the_lean_attention(tiny_models, family, where, name):
     for stack in (LowerStack(tiny_models[family], 2), UpperStack(tiny_models[family], 2)):
         assert [type(getattr(layer, where)).__name__ for layer in stack.layers] == [name, name]
+
+
+@pytest.mark.parametrize("method", [{"type": "lora", "r": 4, "alpha": 8}, {"type": "prompt_tuning", "num_virtual_tokens": 3}])
+def test_modernbert_under_peft_methods_equals_peft_own_model(tiny_models, method):
+    """LoRA (on the fused `Wqkv`, the family's `attention_projections`) and prompt tuning: the
+    embedder's states are PEFT's own model's."""
+    folder = tiny_models["modernbert"]
+    torch.manual_seed(2)
+    ours = TokenEmbedder.from_params(Params({"type": "peft_transformer", "model_name": folder,
+                                             "method": dict(method)})).eval()
+    reference = (peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules=["Wqkv"])
+                 if method["type"] == "lora" else
+                 peft.PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=3))
+    theirs = peft.get_peft_model(AutoModel.from_pretrained(folder), reference).eval()
+    trained = [p for p in ours.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trained) == theirs.get_nb_trainable_parameters()[0]
+    with torch.no_grad():
+        for mine, their in zip(trained, [p for p in theirs.parameters() if p.requires_grad]):
+            mine.copy_(torch.randn_like(mine))
+            their.copy_(mine)
+    ids, mask = _batch(folder)
+    expected = theirs(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+    if method["type"] == "prompt_tuning":
+        expected = expected[:, 3:]  # PEFT puts the virtual tokens first
+    real = mask[..., None]
+    torch.testing.assert_close(ours(ids, mask) * real, expected * real, atol=1e-5, rtol=1e-4)
+
+
+def test_prefix_tuning_is_refused_on_modernbert_by_name(tiny_models):
+    with pytest.raises(ConfigurationError, match="'modernbert' model, whose attention takes no past keys"):
+        TokenEmbedder.from_params(Params({"type": "peft_transformer", "model_name": tiny_models["modernbert"],
+                                          "method": {"type": "prefix_tuning", "num_virtual_tokens": 3}}))

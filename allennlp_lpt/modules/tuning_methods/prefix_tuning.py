@@ -1,6 +1,7 @@
 from typing import Optional, Type
 
 import torch
+from allennlp.common.checks import ConfigurationError
 from transformers import PretrainedConfig
 
 from allennlp_lpt.core.family import BackboneFamily
@@ -50,6 +51,12 @@ class PrefixTuning(PeftMethod):
         self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily],
         model_name: str, *, task_type: Optional[str] = None,
     ):
+        if not family.takes_past_key_values:
+            raise ConfigurationError(
+                f"{self.key}: {model_name!r} is a {config.model_type!r} model, whose attention "
+                f"takes no past keys and values, the way prefix tuning's prefix enters; use "
+                f"prompt_tuning, lora or late prompt for this model."
+            )
         peft = import_peft(self.key)
         return peft.PrefixTuningConfig(
             task_type=self.task_type(peft, task_type), num_virtual_tokens=self.num_virtual_tokens,
