@@ -209,7 +209,7 @@ class ModernBertFamily(BackboneFamily):
         docstring on where the prompt sits)."""
         assert isinstance(position_module, AlternatingRotaryTables) and layout is None
         padding = mask.bool()[:, None, None, :]
-        inputs = {}
+        inputs: Dict[str, Dict[str, torch.Tensor]] = {}
         for kind, tables in position_module.tables.items():
             allowed = padding
             if kind == "sliding_attention":
