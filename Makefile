@@ -12,14 +12,25 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test clean register-plugin
 
-install: $(STAMP) $(VENV)/.quiet
+install: $(STAMP) $(VENV)/.quiet $(VENV)/.repair
+
+PURELIB = $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 # torchvision 0.16 (which AllenNLP imports before any plugin) warns on every command that its
 # image extension, built against another torch, does not load; nothing here uses it. A .pth
 # file in this environment's site-packages filters that one warning at interpreter start.
 $(VENV)/.quiet: $(STAMP)
 	echo 'import warnings; warnings.filterwarnings("ignore", message="Failed to load image Python extension", category=UserWarning)' \
-	  > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/allennlp_lpt_quiet_torchvision.pth"
+	  > "$(PURELIB)/allennlp_lpt_quiet_torchvision.pth"
+	touch $@
+
+# AllenNLP 2.10.1 runs on transformers 5 and huggingface_hub 1 with allennlp_repair.py, which
+# must be installed before `allennlp` imports its commands (it reads --include-package only
+# after): a .pth file in this environment's site-packages (no other) installs it at interpreter
+# start, and does nothing where the module is not there (uninstalled, or another environment).
+$(VENV)/.repair: $(STAMP)
+	echo 'import importlib.util; importlib.util.find_spec("allennlp_repair") is not None and __import__("allennlp_repair").install()' \
+	  > "$(PURELIB)/allennlp_lpt_repair.pth"
 	touch $@
 
 $(STAMP): requirements.txt setup.py

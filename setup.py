@@ -20,8 +20,11 @@ setup(
     version="0.1.0",
     description="Late Prompt Tuning (Findings of EMNLP 2022) as AllenNLP components",
     packages=find_packages(include=["allennlp_lpt", "allennlp_lpt.*"]),
+    # AllenNLP's repairs for transformers 5 / huggingface_hub 1, loaded at interpreter start by
+    # the .pth file `make install` writes (see allennlp_repair.py).
+    py_modules=["allennlp_repair"],
     package_data={"allennlp_lpt": ["py.typed"]},
     python_requires=PYTHON_REQUIRES,
     # allennlp itself is installed with --no-deps (see Makefile): its metadata pins torch<1.13.
-    install_requires=["torch>=2.0", "transformers==4.43.4", "accelerate==1.2.1", "peft==0.15.2"],
+    install_requires=["torch>=2.6", "transformers==5.24.0", "accelerate==1.16.0", "peft==0.21.2"],
 )

@@ -4,7 +4,13 @@ allennlp-lpt: Late Prompt Tuning (Liu et al., Findings of EMNLP 2022) as AllenNL
 Importing the package registers every component, so `--include-package allennlp_lpt` and a
 `.allennlp_plugins` file listing `allennlp_lpt` both find them.
 """
-from allennlp_lpt import compat
+import allennlp_repair
+
+# AllenNLP on transformers 5 and huggingface_hub 1: see allennlp_repair.py. The environment's .pth
+# file installs it at interpreter start; this covers environments made without it.
+allennlp_repair.install()
+
+from allennlp_lpt import compat  # noqa: E402
 
 # AllenNLP 2.10 defects a user would meet: see allennlp_lpt/compat.py.
 compat.apply()

@@ -29,10 +29,12 @@ no component of this package runs; each says why ("Global:").
   truncated archive that looks finished. It now writes a temporary file beside it, renames it
   when complete, and removes it on failure, with an error naming the archive and the fix.
   Global: `allennlp train` archives through AllenNLP's function.
-- Notices that no user can act on, raised by AllenNLP's own code on every epoch: its trainer's
-  deprecated `torch.cuda.amp.autocast(...)`, its `huggingface_adamw` optimizer's deprecation.
-  Global: a warnings filter is process-wide by nature; these match those two messages only (the
-  first only where AllenNLP's code raises it).
+- A notice that no user can act on, raised by AllenNLP's own code on every epoch: its trainer's
+  deprecated `torch.cuda.amp.autocast(...)`.
+  Global: a warnings filter is process-wide by nature; this matches that message only, where
+  AllenNLP's code raises it.
+- What transformers 5 and huggingface_hub 1 changed under AllenNLP is repaired by the top-level
+  module `allennlp_repair` (it must run before `allennlp` imports its commands), not here.
 - The readers' `cache_keys` adds `row_keys` to each batch's text field, which
   `BasicTextFieldEmbedder` hands to its token embedder whatever it is: to any but
   `late_prompt_transformer` (or `peft_transformer`, which explains itself) that was a bare
@@ -401,7 +403,4 @@ def apply() -> None:
     warnings.filterwarnings(  # AllenNLP's calls only: a user's own call still hears of it
         "ignore", message=r"`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated",
         category=FutureWarning, module=r"allennlp\.",
-    )
-    warnings.filterwarnings(
-        "ignore", message=r"This implementation of AdamW is deprecated", category=FutureWarning
     )

@@ -28,8 +28,9 @@ else
   gpt2=(--device cpu --family gpt2 --size tiny --batch-size 4 --length 32 --precision fp32 --steps 2 --warmup 1)
 fi
 "$py" - > "$out/environment.txt" 2>&1 <<'PY'
-import torch, transformers, allennlp.version
-print("torch", torch.__version__, "| transformers", transformers.__version__, "| allennlp", allennlp.version.VERSION)
+import torch, transformers, huggingface_hub, allennlp.version
+print("torch", torch.__version__, "| transformers", transformers.__version__, "| huggingface_hub",
+      huggingface_hub.__version__, "| allennlp", allennlp.version.VERSION)
 print("device:", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")
 try:
     import peft; print("peft", peft.__version__)

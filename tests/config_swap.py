@@ -40,7 +40,8 @@ def swap(config: Any, tiny_models: Dict[str, str], family: Optional[str]) -> Any
             swapped["max_length"] = min(config["max_length"], 128)  # the tiny models' positions
         if isinstance(config.get("prompt_layer"), int) and config["prompt_layer"] > 0:
             swapped["prompt_layer"] = min(config["prompt_layer"], 2)  # tiny models have 4 layers
-        causal_encoder = {"gpt2": "late_prompt_gpt2", "llama": "late_prompt_causal"}.get(family or "")
+        causal_encoder = {"gpt2": "late_prompt_gpt2", "llama": "late_prompt_causal",
+                          "qwen3": "late_prompt_causal"}.get(family or "")
         if causal_encoder and config.get("type") in ("late_prompt_roberta", "late_prompt_gpt2"):
             swapped["type"] = causal_encoder
             swapped.pop("pooling", None)

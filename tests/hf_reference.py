@@ -1,73 +1,49 @@
-"""HuggingFace's own forward pass with a prompt inserted by hooks: the independent reference."""
+"""HuggingFace's own forward pass with a prompt inserted by a hook: the independent reference."""
 import torch
-from transformers.modeling_attn_mask_utils import _prepare_4d_causal_attention_mask_for_sdpa
 
-ROTARY = ("llama", "mistral", "qwen2")
+ROTARY = ("llama", "mistral", "qwen2", "qwen3")
 
 
 def base_layers(model):
     """The transformer layers of a HuggingFace base model (`AutoModel`)."""
     if model.config.model_type == "gpt2":
         return model.h
-    if model.config.model_type in ROTARY:
+    if model.config.model_type in ROTARY + ("modernbert",):
         return model.layers
     return model.encoder.layer
 
 
-def hf_with_prompt(model, ids, mask, prompt, prompt_layer, causal):
+def hf_with_prompt(model, ids, mask, prompt, prompt_layer):
     """
-    HF's forward, with the prompt prepended before layer `prompt_layer + 1` by hooks and every
-    upper layer given HF's own mask for the extended sequence. Rotary models get HF's positions
-    of a sequence that truly begins with the prompt (prompt at 0 .. n-1, tokens from n), computed
-    by HF's own rotary code; returns the states of the real tokens.
+    HF's forward over a sequence that truly begins with the prompt: the model runs on the
+    extended length (prompt positions, then the tokens) with the extended mask, so that its own
+    code builds the attention mask (causal, sliding window, per layer type) and the positions
+    (rotary models and ModernBERT: prompt at 0 .. n-1, tokens from n, so ModernBERT's local window
+    counts from there too); a hook makes the input of layer
+    `prompt_layer + 1` the prompt followed by the tokens' own states after layer `prompt_layer`
+    (from a plain forward pass). Returns the final states of the real tokens,
+    `(batch, seq_len, hidden)`.
     """
-    model_type = model.config.model_type
     layers = base_layers(model)
+    if not 0 <= prompt_layer < len(layers):
+        raise ValueError(f"prompt_layer {prompt_layer}: the model has layers 0 .. {len(layers) - 1} to insert before")
     n = prompt.size(1)
     extended = torch.cat([torch.ones(ids.size(0), n, dtype=torch.bool), mask], 1)
-    dummy = torch.zeros(ids.size(0), extended.size(1), prompt.size(-1))
-    if model_type in ROTARY:
-        # The model's own mask code (Mistral's applies its sliding window there).
-        options = {"use_cache": False} if model_type == "mistral" else {}
-        hf_mask = model._update_causal_mask(
-            attention_mask=extended.long(), input_tensor=dummy,
-            cache_position=torch.arange(extended.size(1)), past_key_values=None,
-            output_attentions=True, **options,
-        )
-    elif causal:
-        hf_mask = _prepare_4d_causal_attention_mask_for_sdpa(
-            extended.long(), extended.shape, dummy, 0
-        )
-    else:
-        hf_mask = model.get_extended_attention_mask(extended.long(), extended.shape)
-    positions = torch.arange(extended.size(1))[None]
-    handles = []
+    options = {"use_cache": False} if model.config.model_type in ROTARY + ("gpt2",) else {}
+    with torch.no_grad():
+        below = model(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True, **options)
+    states = torch.cat([prompt, below.hidden_states[prompt_layer]], dim=1)
 
     def insert(module, args, kwargs):
-        return (torch.cat([prompt, args[0]], dim=1),) + args[1:], kwargs
+        if args:
+            return (states,) + args[1:], kwargs
+        return args, dict(kwargs, hidden_states=states)
 
-    def remask(module, args, kwargs):
-        if "attention_mask" in kwargs:
-            kwargs["attention_mask"] = hf_mask
-        else:
-            args = (args[0], hf_mask) + args[2:]
-        if model_type in ROTARY:
-            kwargs["position_ids"] = positions
-            if model_type == "llama":
-                kwargs["position_embeddings"] = model.rotary_emb(dummy, positions)
-        return args, kwargs
-
-    if causal and model_type == "gpt2":
-        # GPT-2 reshapes to the input length after ln_f: drop the prompt positions there.
-        handles.append(model.ln_f.register_forward_hook(lambda m, a, out: out[:, n:]))
-    if prompt_layer < len(layers):
-        handles.append(layers[prompt_layer].register_forward_pre_hook(insert, with_kwargs=True))
-    for layer in layers[prompt_layer:]:
-        handles.append(layer.register_forward_pre_hook(remask, with_kwargs=True))
+    # What the layers below see is replaced at `prompt_layer`: any input of the extended length.
+    placeholder = torch.zeros(ids.size(0), extended.size(1), prompt.size(-1))
+    handle = layers[prompt_layer].register_forward_pre_hook(insert, with_kwargs=True)
     try:
-        kwargs = {"use_cache": False} if model_type in ROTARY or causal else {}
-        output = model(input_ids=ids, attention_mask=mask.long(), **kwargs).last_hidden_state
-        return output if model_type == "gpt2" else output[:, n:]
+        output = model(inputs_embeds=placeholder, attention_mask=extended.long(), **options).last_hidden_state
     finally:
-        for handle in handles:
-            handle.remove()
+        handle.remove()
+    return output[:, n:]

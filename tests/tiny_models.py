@@ -1,7 +1,8 @@
 """
 Tiny random models of every supported family with real tokenizers, built at test time (no hub):
-RoBERTa, BERT, GPT-2, Llama / Mistral / Qwen2 (grouped-query attention), and XLM-RoBERTa /
-CamemBERT configs for the core's tests.
+RoBERTa, BERT, GPT-2, Llama / Mistral / Qwen2 (grouped-query attention), Qwen3 (QK-norm),
+ModernBERT (alternating global and local attention), and XLM-RoBERTa / CamemBERT configs for the
+core's tests.
 
 The tokenizers are trained on a small corpus that contains the verbalizer words, so that
 " great", " terrible", " Yes" ... are single tokens, as with the real models.
@@ -9,7 +10,7 @@ The tokenizers are trained on a small corpus that contains the verbalizer words,
 import os
 from typing import Dict
 
-from tokenizers import ByteLevelBPETokenizer, BertWordPieceTokenizer
+from tokenizers import AddedToken, ByteLevelBPETokenizer, BertWordPieceTokenizer
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -49,8 +50,11 @@ def _bpe(folder: str, special: list) -> None:
 def build_roberta(folder: str) -> str:
     os.makedirs(folder, exist_ok=True)
     _bpe(folder, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    # `<mask>` takes the space before it, as in RoBERTa's own checkpoints (transformers 5 no
+    # longer sets this from the vocabulary files).
     tokenizer = RobertaTokenizerFast(
-        os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt")
+        os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"),
+        mask_token=AddedToken("<mask>", lstrip=True, rstrip=False),
     )
     tokenizer.save_pretrained(folder)
     config = RobertaConfig(
@@ -99,20 +103,63 @@ LLAMA_SIZES = dict(
 
 def build_decoder(folder: str, model_type: str = "llama", **config_changes) -> str:
     """A tiny Llama-family decoder (`llama`, `mistral` or `qwen2`): 4 query heads sharing 2
-    key/value heads, a byte-level BPE wrapped as a Llama tokenizer that adds `<s>` in front."""
+    key/value heads, a byte-level BPE wrapped as a Llama tokenizer that adds `<s>` in front, or
+    for `qwen2` as Qwen2's (no BOS token; transformers 5 loads a `qwen2` model's tokenizer as
+    Qwen2's whatever class the folder names)."""
     os.makedirs(folder, exist_ok=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1, special_tokens=["<unk>", "<s>", "</s>"])
-    tokenizer = LlamaTokenizerFast(
-        tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        add_bos_token=True, add_eos_token=False, legacy=False,
-    )
-    tokenizer.save_pretrained(folder)
+    if model_type == "qwen2":
+        tokenizer = build_tokenizer(folder, "no_bos")
+    else:
+        bpe = ByteLevelBPETokenizer()
+        bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1, special_tokens=["<unk>", "<s>", "</s>"])
+        tokenizer = LlamaTokenizerFast(
+            tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+            add_bos_token=True, add_eos_token=False, legacy=False,
+        )
+        tokenizer.save_pretrained(folder)
     settings = dict(LLAMA_SIZES, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                     eos_token_id=tokenizer.eos_token_id, **config_changes)
     config = AutoConfig.for_model(model_type, **settings)
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    return folder
+
+
+def build_modernbert(folder: str) -> str:
+    """
+    A tiny ModernBERT with its masked-LM head: layers global, local, local, global (HF's default
+    of a global layer every third), a local window of 4 (2 positions either side, shorter than
+    the tests' inputs), the two kinds' default rotary bases (160,000 and 10,000). The tokenizer
+    is a byte-level BPE with `[CLS] ... [SEP]` and a `[MASK]` that takes the space before it,
+    as ModernBERT's.
+    """
+    from tokenizers import AddedToken, processors
+    from transformers import ModernBertConfig, ModernBertForMaskedLM, PreTrainedTokenizerFast
+
+    os.makedirs(folder, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1,
+                            special_tokens=["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"])
+    backend = bpe._tokenizer
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+        unk_token="[UNK]", mask_token=AddedToken("[MASK]", lstrip=True),
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    tokenizer.save_pretrained(folder)
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+        num_attention_heads=2, local_attention=4, global_attn_every_n_layers=3,
+        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, cls_token_id=cls_id,
+        bos_token_id=cls_id, sep_token_id=sep_id, eos_token_id=sep_id,
+    )
+    torch.manual_seed(0)
+    ModernBertForMaskedLM(config).save_pretrained(folder)
     return folder
 
 
@@ -138,6 +185,10 @@ def build_all(root: str) -> Dict[str, str]:
         "llama": build_decoder(os.path.join(root, "tiny-llama"), "llama"),
         "mistral": build_decoder(os.path.join(root, "tiny-mistral"), "mistral", sliding_window=6),
         "qwen2": build_decoder(os.path.join(root, "tiny-qwen2"), "qwen2", tie_word_embeddings=True),
+        # head_dim 16, not hidden_size / heads (8): the projections are wider than the states.
+        "qwen3": build_decoder(os.path.join(root, "tiny-qwen3"), "qwen3", head_dim=16,
+                               tie_word_embeddings=True),
+        "modernbert": build_modernbert(os.path.join(root, "tiny-modernbert")),
         "xlm-roberta": build_roberta_variant(os.path.join(root, "tiny-xlm-roberta"), "xlm-roberta"),
         "camembert": build_roberta_variant(os.path.join(root, "tiny-camembert"), "camembert"),
     }
@@ -167,7 +218,7 @@ def build_tokenizer(folder: str, convention: str):
     if convention == "no_bos":
         bpe.save_model(folder)
         tokenizer = Qwen2TokenizerFast(
-            vocab_file=os.path.join(folder, "vocab.json"), merges_file=os.path.join(folder, "merges.txt"),
+            vocab=os.path.join(folder, "vocab.json"), merges=os.path.join(folder, "merges.txt"),
             unk_token=None, bos_token=None, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
         )
     elif convention == "bos_by_template":

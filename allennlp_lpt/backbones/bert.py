@@ -3,10 +3,12 @@ from typing import Any, List, Optional, Tuple
 
 import torch
 from allennlp.common.checks import ConfigurationError
+import transformers
 from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.models.bert.modeling_bert import BertSelfAttention
 
 from allennlp_lpt.core.attention import attend_heads, merge_heads, split_heads
+from allennlp_lpt.core.masks import as_additive_bias
 from allennlp_lpt.core.family import (
     BackboneFamily,
     check_children,
@@ -38,9 +40,13 @@ class EncoderFamily(BackboneFamily):
             return "is_decoder=True (a causal decoder; this family runs bidirectional encoders)"
         if getattr(config, "add_cross_attention", False):
             return "add_cross_attention=True (cross-attention layers)"
-        kind = getattr(config, "position_embedding_type", "absolute")
-        if kind not in ("absolute", "relative_key", "relative_key_query"):
-            return f"position_embedding_type={kind!r}"
+        kind = getattr(config, "position_embedding_type", None)
+        if kind not in (None, "absolute"):
+            # transformers 5 computes absolute positions whatever this says (it dropped relative
+            # position embeddings and keeps the key unread): such a checkpoint would run as
+            # another model.
+            return (f"position_embedding_type={kind!r} (relative position embeddings, which "
+                    f"transformers {transformers.__version__} ignores)")
         return None
 
     @classmethod
@@ -67,9 +73,7 @@ class EncoderFamily(BackboneFamily):
                     f"{type(attention).__name__}, not the BERT-style self-attention (query, key, "
                     f"value, dropout) this family runs."
                 )
-            # Relative position embeddings keep HF's own module, which computes them.
-            relative = ("distance_embedding",) if attention.position_embedding_type != "absolute" else ()
-            check_children(attention, required=("query", "key", "value"), allowed=relative,
+            check_children(attention, required=("query", "key", "value"),
                            where=f"layer {index}'s self-attention", **where)
 
     @classmethod
@@ -106,10 +110,9 @@ class EncoderFamily(BackboneFamily):
     def prepare_layers(cls, layers: torch.nn.ModuleList, config: PretrainedConfig) -> None:
         """
         Gives every layer `LeanSelfAttention` (below) over the same weights: HF's eager
-        kernel (all RoBERTa has under transformers 4.43) stores a `batch x heads x T x T`
-        probability tensor per layer; HF's SDPA kernel takes SDPA's slow math path with dropout
-        on the CPU. Relative position embeddings (`position_embedding_type` `relative_key` or
-        `relative_key_query`), which SDPA cannot express, keep HF's own attention module.
+        kernel stores a `batch x heads x T x T` probability tensor per layer; HF's SDPA kernel
+        takes SDPA's slow math path with dropout on the CPU. A decoder's attention (refused by
+        `unsupported`) keeps HF's module.
         """
         for layer in layers:
             attention = layer.attention.self
@@ -119,8 +122,8 @@ class EncoderFamily(BackboneFamily):
                     f"self-attention (query, key, value, dropout) this family runs. Add its "
                     f"model type to a family of its own in allennlp_lpt/backbones/."
                 )
-            if attention.position_embedding_type != "absolute" or attention.is_decoder:
-                continue  # HF's eager kernel, as documented above
+            if attention.is_decoder:
+                continue  # HF's own module, as documented above
             lean = LeanSelfAttention(attention, num_heads=config.num_attention_heads)
             swap_module(layer.attention, "self", lean)
 
@@ -143,9 +146,7 @@ def _is_bert_like_self_attention(module: torch.nn.Module) -> bool:
         return True
     return all(
         isinstance(getattr(module, name, None), torch.nn.Linear) for name in ("query", "key", "value")
-    ) and isinstance(getattr(module, "dropout", None), torch.nn.Dropout) and hasattr(
-        module, "position_embedding_type"
-    ) and hasattr(module, "is_decoder")
+    ) and isinstance(getattr(module, "dropout", None), torch.nn.Dropout) and hasattr(module, "is_decoder")
 
 
 class LeanSelfAttention(torch.nn.Module):
@@ -167,49 +168,51 @@ class LeanSelfAttention(torch.nn.Module):
         self.query, self.key, self.value = eager.query, eager.key, eager.value
         self.dropout = eager.dropout
         self.num_heads = num_heads
+        self.layer_idx = eager.layer_idx  # where a key/value cache keeps this layer's entries
 
     def forward(
         self,
         hidden_states: torch.Tensor,
         attention_mask: Optional[torch.Tensor] = None,
-        head_mask: Optional[torch.Tensor] = None,
+        cache: Optional[Any] = None,
+        *,
         encoder_hidden_states: Optional[torch.Tensor] = None,
-        encoder_attention_mask: Optional[torch.Tensor] = None,
-        past_key_value: Optional[Any] = None,
         output_attentions: bool = False,
-    ) -> Tuple[torch.Tensor]:
+        **kwargs: Any,
+    ) -> Tuple[torch.Tensor, None]:
         """
         # Parameters
 
         hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
-        attention_mask : `torch.Tensor`, optional, shape `(batch_size, 1, 1, key_len)`
-            Additive bias, as `core.masks.attention_bias` makes it.
-        past_key_value : `Tuple[torch.Tensor, torch.Tensor]`, optional
-            Keys and values to put in front of the sequence's own, each
-            `(batch_size, num_heads, prefix_len, head_size)` (what PEFT's prefix tuning passes;
-            the core never does), so `key_len = prefix_len + seq_len`.
+        attention_mask : `torch.Tensor`, optional, shape `(batch_size, 1, 1 or seq_len, key_len)`
+            Additive bias, as `core.masks.attention_bias` makes it, or the mask HF's own model
+            code builds (boolean for SDPA; `core.masks.as_additive_bias`).
+        cache : `transformers.Cache`, optional
+            Keys and values to put in front of the sequence's own (what PEFT's prefix tuning
+            passes; the core never does): HF's `cache.update` returns them with this call's
+            appended, each `(batch_size, num_heads, prefix_len + seq_len, head_size)`.
 
         The other arguments are those HuggingFace's layers pass; the core never sets them.
 
         # Returns
 
-        `(context,)`, context of shape `(batch_size, seq_len, hidden_size)`.
+        `(context, None)`, context of shape `(batch_size, seq_len, hidden_size)` and no
+        attention weights, what HF's layers take from their attention.
         """
-        if head_mask is not None or encoder_hidden_states is not None or output_attentions:
+        if encoder_hidden_states is not None or output_attentions:
             raise ValueError(
-                "LeanSelfAttention is an encoder self-attention: head_mask, cross-attention and "
+                "LeanSelfAttention is an encoder self-attention: cross-attention and "
                 "output_attentions are not supported"
             )
         query, key, value = (
             split_heads(projection(hidden_states), self.num_heads)
             for projection in (self.query, self.key, self.value)
         )
-        if past_key_value is not None:
-            # Prefix tuning's trainable keys and values, `(batch, heads, prefix, head_size)`,
-            # in front of the sequence's own, as HF's eager attention takes them.
-            key = torch.cat([past_key_value[0], key], dim=2)
-            value = torch.cat([past_key_value[1], value], dim=2)
+        if cache is not None:
+            # Prefix tuning's trainable keys and values, in front of the sequence's own.
+            key, value = cache.update(key, value, self.layer_idx)
+        bias = as_additive_bias(attention_mask, query.dtype)
         context = merge_heads(attend_heads(
-            query, key, value, attention_mask, dropout_p=self.dropout.p, training=self.training
+            query, key, value, bias, dropout_p=self.dropout.p, training=self.training
         ))
-        return (context,)
+        return context, None

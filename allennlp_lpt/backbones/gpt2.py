@@ -5,6 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 
 from allennlp_lpt.core.attention import attend_heads, merge_heads, split_heads
+from allennlp_lpt.core.masks import as_additive_bias
 from allennlp_lpt.core.family import (
     BackboneFamily,
     check_children,
@@ -135,51 +136,52 @@ class LeanGPT2Attention(torch.nn.Module):
         # Kept as a module, so that whatever sets dropout modules' `p` reaches this one too;
         # `attend_heads` reads its probability.
         self.attn_dropout = hf.attn_dropout
+        self.layer_idx = hf.layer_idx  # where a key/value cache keeps this layer's entries
 
     def forward(
         self,
         hidden_states: torch.Tensor,
-        layer_past: Optional[Any] = None,
+        cache: Optional[Any] = None,
         attention_mask: Optional[torch.Tensor] = None,
-        head_mask: Optional[torch.Tensor] = None,
         encoder_hidden_states: Optional[torch.Tensor] = None,
-        encoder_attention_mask: Optional[torch.Tensor] = None,
-        use_cache: Optional[bool] = False,
+        *,
         output_attentions: Optional[bool] = False,
+        **kwargs: Any,
     ) -> Tuple[torch.Tensor, None]:
         """
         # Parameters
 
         hidden_states : `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`
+        cache : `transformers.Cache`, optional
+            Keys and values in front of the sequence's own (PEFT's prefix tuning; the core never
+            passes them): HF's `cache.update` returns them with this call's appended, each
+            `(batch_size, num_heads, prefix_len + seq_len, head_size)`.
         attention_mask : `torch.Tensor`, optional, shape `(batch_size, 1, seq_len, key_len)`
-            The complete causal and padding bias; None means the plain causal mask (HF's SDPA
-            path passes None for an unpadded batch).
-        layer_past : `Tuple[torch.Tensor, torch.Tensor]`, optional
-            Keys and values in front of the sequence's own, `(batch_size, num_heads, prefix_len,
-            head_size)` each (PEFT's prefix tuning; the core never passes them).
+            The complete causal and padding bias (or HF's own mask, boolean for SDPA:
+            `core.masks.as_additive_bias`); None means the plain causal mask (HF's SDPA path
+            passes None for an unpadded batch).
 
         The other arguments are those HuggingFace's blocks pass; the core never sets them.
 
         # Returns
 
-        `(output, None)`: output of shape `(batch_size, seq_len, hidden_size)` and no key/value
-        cache, the tuple `GPT2Block` expects.
+        `(output, None)`: output of shape `(batch_size, seq_len, hidden_size)` and no attention
+        weights, what `GPT2Block` takes from its attention.
         """
-        if head_mask is not None or encoder_hidden_states is not None or use_cache \
-                or output_attentions:
+        if encoder_hidden_states is not None or output_attentions:
             raise ValueError(
                 "LeanGPT2Attention is the self-attention of late-prompt stacks and of training: "
-                "head_mask, cross-attention, use_cache and output_attentions are not supported"
+                "cross-attention and output_attentions are not supported"
             )
         query, key, value = (
             split_heads(states, self.num_heads)
             for states in self.c_attn(hidden_states).split(self.embed_dim, dim=2)
         )
-        if layer_past is not None:  # prefix tuning's keys and values, in front
-            key = torch.cat([layer_past[0], key], dim=2)
-            value = torch.cat([layer_past[1], value], dim=2)
+        if cache is not None:  # prefix tuning's keys and values, in front
+            key, value = cache.update(key, value, self.layer_idx)
+        bias = as_additive_bias(attention_mask, query.dtype)
         context = merge_heads(attend_heads(
-            query, key, value, attention_mask, dropout_p=self.attn_dropout.p,
-            training=self.training, is_causal=attention_mask is None,
+            query, key, value, bias, dropout_p=self.attn_dropout.p,
+            training=self.training, is_causal=bias is None,
         ))
         return self.resid_dropout(self.c_proj(context)), None

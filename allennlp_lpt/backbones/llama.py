@@ -75,8 +75,9 @@ class LeanRotaryAttention(torch.nn.Module):
     def __init__(self, hf: torch.nn.Module) -> None:
         super().__init__()
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = hf.q_proj, hf.k_proj, hf.v_proj, hf.o_proj
-        self.num_heads = hf.num_heads
-        self.num_key_value_heads = hf.num_key_value_heads
+        # transformers 5's attention modules keep the head counts in their config only.
+        self.num_heads = int(hf.config.num_attention_heads)
+        self.num_key_value_heads = int(hf.config.num_key_value_heads)
         self.attention_dropout = float(hf.attention_dropout)
 
     def forward(
@@ -99,9 +100,7 @@ class LeanRotaryAttention(torch.nn.Module):
 
         `torch.Tensor`, shape `(batch_size, seq_len, hidden_size)`.
         """
-        query = split_heads(self.q_proj(hidden_states), self.num_heads)
-        key = split_heads(self.k_proj(hidden_states), self.num_key_value_heads)
-        value = split_heads(self.v_proj(hidden_states), self.num_key_value_heads)
+        query, key, value = self.project(hidden_states)
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
         groups = self.num_heads // self.num_key_value_heads
         context = attend_heads(
@@ -109,6 +108,16 @@ class LeanRotaryAttention(torch.nn.Module):
             dropout_p=self.attention_dropout, training=self.training, is_causal=bias is None,
         )
         return self.o_proj(merge_heads(context))
+
+    def project(self, hidden_states: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Queries, keys and values before the rotation: `(batch_size, seq_len, hidden_size)` ->
+        `(batch_size, heads, seq_len, head_size)`, keys and values with the key/value heads.
+        """
+        query = split_heads(self.q_proj(hidden_states), self.num_heads)
+        key = split_heads(self.k_proj(hidden_states), self.num_key_value_heads)
+        value = split_heads(self.v_proj(hidden_states), self.num_key_value_heads)
+        return query, key, value
 
 
 class TokenEmbeddings(torch.nn.Module):
@@ -135,27 +144,27 @@ class LlamaFamily(BackboneFamily):
     model_types = ("llama", "mistral", "qwen2")
     is_causal = True
     attention_projections = ("q_proj", "v_proj")
+    # What every layer's attention holds with weights (`check_model`).
+    attention_modules: Tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     # The lean attention takes (states, bias, cos, sin), not the arguments of HF's layers.
     lean_attention_fits_hf_layers = False
     # The rope types whose frequencies are fixed, which `RotaryTables` reproduces from the
-    # model's own rotary module (Llama's in transformers 4.43).
+    # model's own rotary module.
     rope_types = ("default", "linear", "llama3", "yarn")
 
     @classmethod
     def unsupported(cls, config: PretrainedConfig) -> Optional[str]:
-        rope = getattr(config, "rope_scaling", None)
+        # transformers 5 writes `rope_parameters` into every config (`{"rope_type": "default",
+        # "rope_theta": ...}` where the checkpoint has no scaling).
+        rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
         if rope:
-            kind = str(rope.get("rope_type", rope.get("type", "")))
-            if config.model_type != "llama":
-                # transformers 4.43's Mistral and Qwen2 build plain rotary tables whatever the
-                # config says: the checkpoint's scaling would be ignored.
-                return (f"rope_scaling={rope!r}, which transformers 4.43 does not apply to "
-                        f"{config.model_type!r} models")
+            kind = str(rope.get("rope_type", rope.get("type", "default")))
             if kind not in cls.rope_types:
-                return (f"rope_scaling of type {kind!r} (frequencies that change with the sequence "
+                return (f"rope scaling of type {kind!r} (frequencies that change with the sequence "
                         f"length or are not fixed; supported: {', '.join(cls.rope_types)})")
         if getattr(config, "use_sliding_window", False):
-            return "use_sliding_window=True, which transformers 4.43 applies only with flash attention"
+            # Qwen2's window applies to the layers from `max_window_layers` on only.
+            return "use_sliding_window=True (a sliding window on some layers only)"
         if config.model_type == "llama" and getattr(config, "sliding_window", None):
             # A key Llama's config does not have: transformers would keep and ignore it.
             return f"sliding_window={config.sliding_window} (Llama layers attend to every position)"
@@ -173,7 +182,7 @@ class LlamaFamily(BackboneFamily):
                 layer, required=("self_attn", "mlp", "input_layernorm", "post_attention_layernorm"),
                 where=f"layer {index}", **where,
             )
-            check_children(layer.self_attn, required=("q_proj", "k_proj", "v_proj", "o_proj"),
+            check_children(layer.self_attn, required=cls.attention_modules,
                            where=f"layer {index}'s attention", **where)
 
     @classmethod
@@ -210,9 +219,8 @@ class LlamaFamily(BackboneFamily):
 
     @classmethod
     def position_module(cls, model: PreTrainedModel) -> Optional[torch.nn.Module]:
-        # Llama keeps one rotary module on the model; Mistral and Qwen2 (in 4.43) one per layer.
-        rotary = getattr(model.model, "rotary_emb", None) or model.model.layers[0].self_attn.rotary_emb
-        # transformers 4.43 applies Mistral's sliding window with eager and SDPA attention too.
+        rotary = model.model.rotary_emb
+        # Mistral's sliding window, which transformers applies with every attention kernel.
         window = model.config.sliding_window if model.config.model_type == "mistral" else None
         return RotaryTables(
             rotary.inv_freq, float(getattr(rotary, "attention_scaling", 1.0)), sliding_window=window

@@ -2,7 +2,7 @@
 The attention kernel of the layers the core runs, shared by every family's attention module.
 
 PyTorch's `scaled_dot_product_attention` keeps no `batch x heads x T x T` probability tensor for
-the backward pass (RoBERTa has only HF's eager kernel, which does, under transformers 4.43). One
+the backward pass (HF's eager kernel, which some families' configs select, does). One
 exception: with attention dropout on the CPU, SDPA itself falls back to its plain math kernel
 with a slow dropout mask, so there the probabilities are computed directly and dropped with
 `core.dropout` (the same computation, at 60-80% of the time).

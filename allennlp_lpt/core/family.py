@@ -10,9 +10,10 @@ states (an attention bias; rotary tables). Everything that runs those pieces liv
 import importlib.util
 import logging
 import os
-from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, Union
 
 import torch
+import transformers
 from allennlp.common.checks import ConfigurationError
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
@@ -47,7 +48,8 @@ def load_backbone_config(model_name: str, *, key: str = "model_name") -> Pretrai
         return AutoConfig.from_pretrained(resolve_model_name(model_name))
     except (OSError, ValueError, TypeError, KeyError) as error:  # also a config HF cannot validate
         raise ConfigurationError(
-            f"{key}={model_name!r}: no HuggingFace model config found there, or one transformers 4.43 cannot read ({error}). Give a "
+            f"{key}={model_name!r}: no HuggingFace model config found there, or one transformers "
+            f"{transformers.__version__} cannot read ({error}). Give a "
             f"folder holding config.json (a model saved with save_pretrained) or a hub name "
             f"that is available offline."
         ) from error
@@ -83,6 +85,12 @@ class BackboneFamily:
     # Whether the lean attention `prepare_layers` swaps in takes the arguments HuggingFace's own
     # layers pass it (BERT, GPT-2), so a whole HF model can run with it (the benchmark's peers).
     lean_attention_fits_hf_layers: ClassVar[bool] = True
+    # Options of `UNSUPPORTED_OPTIONS` that this family computes (ModernBERT's per-layer
+    # attention kinds): `check_config` leaves them to the family's own `unsupported`.
+    computed_options: ClassVar[Tuple[str, ...]] = ()
+    # Whether HF's attention takes past keys and values (PEFT's prefix tuning passes its prefix
+    # that way); ModernBERT's has no cache.
+    takes_past_key_values: ClassVar[bool] = True
 
     @classmethod
     def max_positions(cls, config: PretrainedConfig) -> int:
@@ -100,8 +108,10 @@ class BackboneFamily:
         type and the option.
         """
         for option, (what, neutral) in UNSUPPORTED_OPTIONS.items():
+            if option in cls.computed_options:
+                continue
             value = getattr(config, option, None)
-            if value is not None and value not in neutral:
+            if value is not None and not (neutral(value) if callable(neutral) else value in neutral):
                 raise unsupported_error(config, model_name, f"{option}={value!r} ({what})", key=key)
         problem = cls.unsupported(config)
         if problem is not None:
@@ -213,7 +223,7 @@ class BackboneFamily:
         cls, layer: torch.nn.Module, states: torch.Tensor, inputs: Dict[str, Any]
     ) -> torch.Tensor:
         """Runs one layer: `(batch_size, seq_len, hidden_size)` in and out."""
-        return layer(states, **inputs)[0]
+        return layer_states(layer(states, **inputs))
 
     @classmethod
     def anchor_positions(cls, mask: torch.Tensor) -> torch.Tensor:
@@ -227,9 +237,29 @@ class BackboneFamily:
         return torch.zeros(mask.size(0), dtype=torch.long, device=mask.device)
 
 
+def layer_states(output: Any) -> torch.Tensor:
+    """
+    The states a HuggingFace transformer layer returns, `(batch_size, seq_len, hidden_size)`:
+    transformers 5's layers return the tensor itself, earlier releases a tuple whose first entry
+    it is. Indexing the tensor with `[0]` would silently take the first row of the batch, so the
+    two are told apart by type.
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"a transformer layer returned {type(output).__name__}, not its states")
+
+
+def _all_full_attention(layer_types: Any) -> bool:
+    # transformers 5 writes `layer_types` into the configs of models with per-layer attention
+    # kinds (Qwen2) even where every layer is the same full attention.
+    return isinstance(layer_types, (list, tuple)) and all(kind == "full_attention" for kind in layer_types)
+
+
 # Options of HuggingFace configs that no family here computes, with the values at which ignoring
-# them is exact: (what the option does, its neutral values).
-UNSUPPORTED_OPTIONS: Dict[str, Tuple[str, Tuple[Any, ...]]] = {
+# them is exact: (what the option does, its neutral values or a test of neutrality).
+UNSUPPORTED_OPTIONS: Dict[str, Tuple[str, Union[Tuple[Any, ...], Callable[[Any], bool]]]] = {
     "attn_logit_softcapping": ("attention logit soft-capping", ()),
     "final_logit_softcapping": ("final logit soft-capping", ()),
     "query_pre_attn_scalar": ("a custom attention scale", ()),
@@ -238,7 +268,7 @@ UNSUPPORTED_OPTIONS: Dict[str, Tuple[str, Tuple[Any, ...]]] = {
     "scale_embedding": ("embedding scaling", (False,)),
     "residual_multiplier": ("residual scaling", (1, 1.0)),
     "logits_scaling": ("logit scaling", (1, 1.0)),
-    "layer_types": ("attention that differs per layer", ()),
+    "layer_types": ("attention that differs per layer", _all_full_attention),
     "sliding_window_pattern": ("sliding windows on some layers only", ()),
     "qk_layernorm": ("norms on queries and keys", (False,)),
     "use_qk_norm": ("norms on queries and keys", (False,)),

@@ -47,6 +47,28 @@ def attention_bias(
     return bias.masked_fill_(allowed, 0.0)
 
 
+def as_additive_bias(mask: Optional[torch.Tensor], dtype: torch.dtype) -> Optional[torch.Tensor]:
+    """
+    The additive form of an attention mask that HuggingFace's own model code built for its
+    layers (a whole HF model run with the lean attention modules): transformers 5 hands SDPA
+    attention a boolean mask (True = attend), eager attention an additive one, or None.
+
+    # Parameters
+
+    mask : `torch.Tensor`, optional, shape `(batch_size, 1, seq_len or 1, key_len)`
+    dtype : `torch.dtype`
+        The dtype of the states the bias is added to.
+
+    # Returns
+
+    `torch.Tensor` of the same shape in `dtype` (0 = attend, the dtype's minimum = do not), or
+    None where `mask` is None.
+    """
+    if mask is None or mask.dtype != torch.bool:
+        return mask
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+
+
 @dataclass
 class Layout:
     """

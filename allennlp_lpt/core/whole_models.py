@@ -4,9 +4,6 @@ Whole HuggingFace models run with the core's kernels: the methods compared with 
 attention and dropout that late prompt's stacks run, so that no method is slower for want of a
 kernel another one has.
 """
-from typing import Tuple
-
-import torch
 from transformers import PreTrainedModel
 
 
@@ -29,22 +26,3 @@ def give_lean_modules(model: PreTrainedModel) -> None:
     # and keeps its cache switch: PEFT's prefix tuning passes its keys and values through it.
     use_fast_dropout(model)
 
-
-def prefix_as_cache(model: torch.nn.Module) -> None:
-    """
-    transformers 4.43's Mistral and Qwen2 convert past keys and values given as tuples to a
-    `DynamicCache` only in eval mode and fail in training. PEFT 0.15.2's prefix tuning (the
-    pinned release) already hands them over as a `DynamicCache` for these decoder-only models;
-    earlier releases (0.12) handed over tuples. A pre-hook on `model` (the transformer PEFT
-    calls) converts any tuples that still arrive, as Llama does itself, so the prefix never
-    depends on the PEFT release's format.
-    """
-    from transformers import DynamicCache
-
-    def to_cache(module: torch.nn.Module, args: tuple, kwargs: dict) -> Tuple[tuple, dict]:
-        past = kwargs.get("past_key_values")
-        if isinstance(past, (tuple, list)):
-            kwargs["past_key_values"] = DynamicCache.from_legacy_cache(past)
-        return args, kwargs
-
-    model.register_forward_pre_hook(to_cache, with_kwargs=True)

@@ -74,7 +74,7 @@ class Settings:
     # The shape of this model (random weights of its config) instead of `family` and `size`.
     model_name: Optional[str] = None
     # "fair": the peers' HF models get the attention kernel and dropout late prompt runs with;
-    # "stock": HF's own modules (eager attention for RoBERTa under transformers 4.43).
+    # "stock": HF's own modules (its default attention kernel, its dropout).
     peers: str = "fair"
     # The dtype the frozen weights are stored in, for late prompt (backbone_dtype) and for the
     # frozen base of PEFT's methods and LoReFT alike; full fine-tuning and BitFit train the

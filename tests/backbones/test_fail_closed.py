@@ -37,8 +37,7 @@ CONFIG_VARIANTS = [
     ("llama", {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "'dynamic'"),
     ("llama", {"rope_scaling": {"rope_type": "longrope", "factor": 2.0, "short_factor": [1.0] * 4,
                                 "long_factor": [1.0] * 4, "attention_factor": 1.0}}, "'longrope'"),
-    ("qwen2", {"rope_scaling": {"type": "yarn", "factor": 4.0}}, "does not apply to 'qwen2'"),
-    ("mistral", {"rope_scaling": {"type": "linear", "factor": 2.0}}, "does not apply to 'mistral'"),
+    ("qwen2", {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "'dynamic'"),
     ("qwen2", {"use_sliding_window": True}, "use_sliding_window=True"),
     ("llama", {"sliding_window": 16}, "sliding_window=16"),
     # Options of other architectures, saved under a supported model type: transformers keeps
@@ -50,6 +49,16 @@ CONFIG_VARIANTS = [
     ("llama", {"layer_types": ["sliding_attention", "full_attention"] * 2}, "differs per layer"),
     ("gpt2", {"partial_rotary_factor": 0.5}, "part of each head"),
     ("bert", {"qk_layernorm": True}, "norms on queries and keys"),
+    # The new families' own checks: what their adapters do not compute.
+    ("modernbert", {"layer_types": ["full_attention", "chunked_attention", "sliding_attention",
+                                    "full_attention"]}, "'chunked_attention'"),
+    ("modernbert", {"rope_parameters": {
+        "full_attention": {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 160000.0},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}},
+     "'dynamic' on its full_attention layers"),
+    ("qwen3", {"use_sliding_window": True}, "use_sliding_window=True"),
+    ("qwen3", {"layer_types": ["full_attention", "sliding_attention"] * 2}, "differs per layer"),
+    ("qwen3", {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, "'dynamic'"),
 ]
 
 
@@ -86,6 +95,10 @@ STRUCTURE_VARIANTS = [
     ("llama", "model.layers.1.self_attn", "q_norm"),
     ("mistral", "model.layers.0", "pre_feedforward_layernorm"),
     ("qwen2", "model.layers.3.self_attn", "k_norm"),
+    ("qwen3", "model.layers.2", "pre_feedforward_layernorm"),
+    ("qwen3", "model.layers.1.self_attn", "sinks"),
+    ("modernbert", "model.layers.1.attn", "q_norm"),
+    ("modernbert", "model.embeddings", "position_embeddings"),
 ]
 
 
@@ -110,6 +123,18 @@ def test_missing_modules_are_named(tiny_models):
     del model.model.layers[0].self_attn.o_proj
     with pytest.raises(ConfigurationError, match=r"layer 0's attention .* lacks o_proj"):
         family_for_model(folder).check_model(model, folder)
+
+
+@pytest.mark.parametrize("model_type,path,name", [
+    ("qwen3", "model.layers.0.self_attn", "k_norm"), ("modernbert", "model.layers.2.attn", "Wqkv"),
+])
+def test_missing_modules_of_the_new_families_are_named(tiny_models, model_type, path, name):
+    folder = tiny_models[model_type]
+    family = family_for_model(folder)
+    model = (AutoModelForCausalLM if family.is_causal else AutoModelForMaskedLM).from_pretrained(folder)
+    delattr(model.get_submodule(path), name)
+    with pytest.raises(ConfigurationError, match=rf"attention .* lacks {name}"):
+        family.check_model(model, folder)
 
 
 def test_every_registered_tiny_model_passes_its_family_check(tiny_models):

@@ -2,6 +2,7 @@
 import pytest
 import torch
 from transformers import AutoModel
+from allennlp.common.checks import ConfigurationError
 
 from allennlp_lpt.backbones.bert import LeanSelfAttention
 from allennlp_lpt.backbones.gpt2 import LeanGPT2Attention
@@ -108,20 +109,15 @@ def test_the_layers_the_core_runs_use_the_lean_attention(tiny_models, family, na
             assert type(attention).__name__ == name
 
 
-def test_relative_position_bert_keeps_hf_attention_and_matches_hf(tiny_models, tmp_path):
-    """SDPA cannot express BERT's relative position embeddings: those layers run HF's own
-    attention module, with the same result as HF's forward."""
-    model = AutoModel.from_pretrained(tiny_models["bert"], position_embedding_type="relative_key")
+@pytest.mark.parametrize("kind", ["relative_key", "relative_key_query"])
+def test_relative_position_bert_is_refused_naming_the_option(tiny_models, tmp_path, kind):
+    """transformers 5 dropped BERT's relative position embeddings and silently runs such a
+    checkpoint with absolute positions: the model is refused, not run as another one."""
+    model = AutoModel.from_pretrained(tiny_models["bert"])
+    model.config.position_embedding_type = kind
     model.save_pretrained(tmp_path)
-    lower = LowerStack(str(tmp_path), 3).eval()
-    assert all(type(layer.attention.self).__name__ in ("BertSelfAttention", "BertSdpaSelfAttention")
-               for layer in lower.layers)
-    ids = torch.randint(5, model.config.vocab_size, (2, 7))
-    mask = torch.ones(2, 7, dtype=torch.bool)
-    mask[1, 5:] = False
-    expected = model.eval()(input_ids=ids, attention_mask=mask.long(),
-                            output_hidden_states=True).hidden_states[3]
-    torch.testing.assert_close(lower(ids, mask)[mask], expected[mask], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigurationError, match=rf"position_embedding_type='{kind}' \(relative position embeddings, which transformers 5"):
+        LowerStack(str(tmp_path), 3)
 
 
 def test_gpt2_variants_the_lean_module_does_not_compute_keep_hf_attention(tiny_models, tmp_path):

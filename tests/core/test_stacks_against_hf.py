@@ -6,7 +6,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from allennlp_lpt.core import LowerStack, UpperStack, supported_model_types
-from hf_reference import ROTARY, hf_with_prompt
+from hf_reference import hf_with_prompt
 
 import allennlp_lpt  # noqa: F401  (registers every family before the registry is read)
 from tiny_models import build_decoder
@@ -61,8 +61,7 @@ def test_upper_stack_equals_hf_layers_over_prompt_and_states(tiny_models, model_
     upper = UpperStack(tiny_models[model_type], prompt_layer).eval()
     prompt = torch.randn(2, 3, lower.hidden_size)
     ours = upper(lower(ids, mask), mask, prompt)
-    causal = model_type == "gpt2" or model_type in ROTARY
-    expected = hf_with_prompt(_hf(tiny_models[model_type]), ids, mask, prompt, prompt_layer, causal)
+    expected = hf_with_prompt(_hf(tiny_models[model_type]), ids, mask, prompt, prompt_layer)
     real = mask[..., None]
     torch.testing.assert_close(ours * real, expected * real, atol=1e-5, rtol=1e-4)
 
@@ -88,24 +87,27 @@ def test_lower_stack_runs_only_the_layers_below_the_prompt(tiny_models):
     assert not any(p.requires_grad for p in upper.parameters())
 
 
-# The rope scalings the Llama family accepts (fixed frequencies), against HF's own rotary code.
+# The rope scalings the Llama family accepts (fixed frequencies), against HF's own rotary code;
+# transformers 5 applies them to Mistral and Qwen2 too.
 ROPE_SCALINGS = {
-    "linear": {"rope_type": "linear", "factor": 2.0},
-    "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-               "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
-    "yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
+    "llama-linear": {"rope_type": "linear", "factor": 2.0},
+    "llama-llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                     "high_freq_factor": 4.0, "original_max_position_embeddings": 64},
+    "llama-yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
+    "mistral-linear": {"rope_type": "linear", "factor": 2.0},
+    "qwen2-yarn": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64},
 }
 
 
 @pytest.fixture(scope="module")
 def scaled_llamas(tmp_path_factory):
     root = tmp_path_factory.mktemp("rope")
-    return {name: build_decoder(str(root / name), "llama", rope_scaling=rope)
+    return {name: build_decoder(str(root / name), name.split("-")[0], rope_scaling=rope)
             for name, rope in ROPE_SCALINGS.items()}
 
 
 @pytest.mark.parametrize("rope", list(ROPE_SCALINGS))
-def test_llama_rope_scalings_equal_hf(scaled_llamas, rope):
+def test_rope_scalings_equal_hf(scaled_llamas, rope):
     folder = scaled_llamas[rope]
     ids, mask = _batch(folder)
     lower = LowerStack(folder, 2).eval()
@@ -115,6 +117,6 @@ def test_llama_rope_scalings_equal_hf(scaled_llamas, rope):
                            output_hidden_states=True).hidden_states[2]
     torch.testing.assert_close(lower(ids, mask) * real, expected * real, atol=1e-5, rtol=1e-5)
     prompt = torch.randn(2, 3, lower.hidden_size)
-    final = hf_with_prompt(_hf(folder), ids, mask, prompt, 2, causal=True)
+    final = hf_with_prompt(_hf(folder), ids, mask, prompt, 2)
     torch.testing.assert_close(upper(lower(ids, mask), mask, prompt) * real, final * real,
                                atol=1e-5, rtol=1e-4)

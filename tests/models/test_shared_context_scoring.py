@@ -43,7 +43,7 @@ def build(model_dir, *, answer_suffix, prompt_layer=2, generator="mppg"):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("model_type", ["gpt2", "llama", "mistral", "qwen2"])
+@pytest.mark.parametrize("model_type", ["gpt2", "llama", "mistral", "qwen2", "qwen3"])
 @pytest.mark.parametrize("answer_suffix", [" .", ""])
 @pytest.mark.parametrize("generator", ["mppg", "npg"])
 def test_shared_context_scores_equal_one_row_per_candidate(tiny_models, model_type, answer_suffix, generator):

@@ -18,11 +18,15 @@ PATHS = [
     pytest.param(QUICKSTART, "roberta", id="basic_classifier-roberta"),
     pytest.param(QUICKSTART, "gpt2", id="basic_classifier-gpt2"),
     pytest.param(QUICKSTART, "llama", id="basic_classifier-llama"),
+    pytest.param(QUICKSTART, "modernbert", id="basic_classifier-modernbert"),
+    pytest.param(QUICKSTART, "qwen3", id="basic_classifier-qwen3"),
     # late_prompt_classifier: the paper's verbalizer / generative scoring
     pytest.param(ROBERTA_VERBALIZER, "roberta", id="verbalizer-roberta"),
     pytest.param(ROBERTA_VERBALIZER, "bert", id="verbalizer-bert"),
     pytest.param(GPT2_SCORING, "gpt2", id="scoring-gpt2"),
     pytest.param(GPT2_SCORING, "llama", id="scoring-llama"),
+    pytest.param(ROBERTA_VERBALIZER, "modernbert", id="verbalizer-modernbert"),
+    pytest.param(GPT2_SCORING, "qwen3", id="scoring-qwen3"),
 ]
 
 

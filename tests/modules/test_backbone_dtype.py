@@ -24,7 +24,9 @@ def halves(model_dir, dtype, family="roberta", encoder_type="late_prompt_roberta
 
 
 @pytest.mark.parametrize("family,encoder_type", [("roberta", "late_prompt_roberta"), ("gpt2", "late_prompt_gpt2"),
-                                                 ("llama", "late_prompt_causal")])
+                                                 ("llama", "late_prompt_causal"),
+                                                 ("modernbert", "late_prompt_roberta"),
+                                                 ("qwen3", "late_prompt_causal")])
 @pytest.mark.parametrize("dtype,torch_dtype", [("bfloat16", torch.bfloat16), ("float16", torch.float16)])
 def test_sixteen_bit_backbone_float32_generator_and_output(tiny_models, family, encoder_type, dtype, torch_dtype):
     if torch_dtype == torch.float16 and family != "roberta":

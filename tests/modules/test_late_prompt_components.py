@@ -8,6 +8,7 @@ from transformers import AutoTokenizer, DistilBertConfig
 ENCODER = {
     "roberta": "late_prompt_roberta", "bert": "late_prompt_roberta", "gpt2": "late_prompt_gpt2",
     "llama": "late_prompt_causal", "mistral": "late_prompt_causal", "qwen2": "late_prompt_causal",
+    "qwen3": "late_prompt_causal", "modernbert": "late_prompt_roberta",
 }
 FAMILIES = list(ENCODER)
 GENERATORS = ["npg", "mppg", "appg", "static"]

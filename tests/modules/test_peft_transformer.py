@@ -12,7 +12,7 @@ from transformers import AutoModel
 
 from allennlp_lpt.core.backbone import get_backbone
 
-FAMILIES = ["roberta", "bert", "gpt2", "llama", "mistral", "qwen2"]
+FAMILIES = ["roberta", "bert", "gpt2", "llama", "mistral", "qwen2", "qwen3"]
 METHODS = {
     "lora": {"type": "lora", "r": 4, "alpha": 8},
     "ia3": {"type": "ia3"},

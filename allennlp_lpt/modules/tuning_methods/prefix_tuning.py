@@ -1,6 +1,7 @@
 from typing import Optional, Type
 
 import torch
+from allennlp.common.checks import ConfigurationError
 from transformers import PretrainedConfig
 
 from allennlp_lpt.core.family import BackboneFamily
@@ -46,18 +47,16 @@ class PrefixTuning(PeftMethod):
         self.prefix_projection = prefix_projection
         self.encoder_hidden_size = at_least_one(encoder_hidden_size, f"{key}.encoder_hidden_size")
 
-    def prepare(self, base: torch.nn.Module, family: Type[BackboneFamily]) -> None:
-        from allennlp_lpt.core.whole_models import prefix_as_cache
-
-        # PEFT hands the prefix over as past keys and values; layers that are not the package's
-        # lean ones take them as a cache object (see `prefix_as_cache`).
-        if not family.lean_attention_fits_hf_layers:
-            prefix_as_cache(base)
-
     def peft_config(
         self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily],
         model_name: str, *, task_type: Optional[str] = None,
     ):
+        if not family.takes_past_key_values:
+            raise ConfigurationError(
+                f"{self.key}: {model_name!r} is a {config.model_type!r} model, whose attention "
+                f"takes no past keys and values, the way prefix tuning's prefix enters; use "
+                f"prompt_tuning, lora or late prompt for this model."
+            )
         peft = import_peft(self.key)
         return peft.PrefixTuningConfig(
             task_type=self.task_type(peft, task_type), num_virtual_tokens=self.num_virtual_tokens,

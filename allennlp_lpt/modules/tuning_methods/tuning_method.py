@@ -22,7 +22,7 @@ from allennlp_lpt.option_types import TypedOptions
 if TYPE_CHECKING:
     import peft
 
-PEFT_FIX = "pip install -r requirements.txt (peft==0.15.2, the release pinned for transformers 4.43)"
+PEFT_FIX = "pip install -r requirements.txt (peft==0.21.2, the release pinned for transformers 5.24)"
 
 
 def import_peft(key: str) -> ModuleType:
