@@ -22,6 +22,10 @@ Each record is recognized by its logger, the function that logs it and its messa
 those of the pinned AllenNLP 2.10.1; a record of another version that does not match is left as
 it is.
 
+transformers 5 also draws a "Loading weights" progress bar each time a model is loaded (twice
+for one `allennlp predict`: the archive's model, then its backbone's weights); `install` hides
+that one bar, except at `ALLENNLP_LOG_LEVEL=DEBUG`. Download bars are left alone.
+
 Global: the records come from AllenNLP's own code (config parsing, model constructors, the
 trainer's constructor and its default console callback, archive loading), where no component
 of this package runs, and a logger's filters are process-wide by nature.
@@ -101,8 +105,39 @@ class DemoteToDebug(logging.Filter):
         return False
 
 
+LOADING_BAR = "Loading weights"
+
+
+def _quiet_loading_bar(factory, args, kwargs, previous=None):  # type: ignore[no-untyped-def]
+    """transformers' tqdm hook: the weight-loading bar disabled unless the root logger shows
+    DEBUG; every other bar as `previous` (or transformers) makes it."""
+    if kwargs.get("desc") == LOADING_BAR and not logging.getLogger().isEnabledFor(logging.DEBUG):
+        kwargs = {**kwargs, "disable": True}
+    return previous(factory, args, kwargs) if previous is not None else factory(*args, **kwargs)
+
+
+def _install_loading_bar_hook() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    if not hasattr(hf_logging, "set_tqdm_hook"):  # transformers 4.x draws no such bar
+        return
+    current = getattr(hf_logging, "_tqdm_hook", None)
+    if getattr(current, "lpt_quiet_loading_bar", False):
+        return  # installed already
+
+    def hook(factory, args, kwargs):  # type: ignore[no-untyped-def]
+        return _quiet_loading_bar(factory, args, kwargs, current)
+
+    hook.lpt_quiet_loading_bar = True  # type: ignore[attr-defined]
+    hf_logging.set_tqdm_hook(hook)
+
+
 def install() -> None:
-    """Adds the filters to AllenNLP's loggers (idempotent)."""
+    """Adds the filters to AllenNLP's loggers and hides transformers' weight-loading bar
+    (idempotent)."""
+    _install_loading_bar_hook()
     by_logger: Dict[str, List[Tuple[Optional[str], Optional[Tuple[str, ...]]]]] = {}
     for name, function, prefixes in _RULES:
         by_logger.setdefault(name, []).append((function, prefixes))

@@ -77,8 +77,10 @@ def test_the_edit_is_the_formula_on_hf_own_states(tiny_models, family):
     # The whole forward: HF's model with the formula applied by hooks written here.
     def edit_with(layer):
         def hook(module, args, output):
-            h = output[0]
-            return (torch.where(where, loreft(h, *weights_of(ours.edits.edits[str(layer)])), h),) + output[1:]
+            # transformers 5's layers return the states; 4.x's a tuple starting with them.
+            h = output if isinstance(output, torch.Tensor) else output[0]
+            edited = torch.where(where, loreft(h, *weights_of(ours.edits.edits[str(layer)])), h)
+            return edited if isinstance(output, torch.Tensor) else (edited,) + output[1:]
         return hook
 
     layers = {"roberta": lambda m: m.encoder.layer, "bert": lambda m: m.encoder.layer,

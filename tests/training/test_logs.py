@@ -93,6 +93,7 @@ def test_one_prediction_prints_a_handful_of_lines(trained):
     printed = _allennlp("predict", str(folder / "run" / "model.tar.gz"), str(folder / "in.jsonl"),
                         "--predictor", "lpt_classifier", env=_user_env())
     lines = [line for line in printed if line.strip()]
+    assert not [line for line in lines if "Loading weights" in line]
     assert len(lines) <= 5, "\n".join(lines)  # AllenNLP 2.10 printed some 180
     prediction = json.loads(next(line for line in lines if line.startswith("prediction:"))[len("prediction:"):])
     assert prediction["label"] in {"0", "1"}
@@ -108,6 +109,7 @@ def test_the_details_are_shown_at_debug_level(tiny_models, tmp_path):
                   "DEBUG - allennlp.training.callbacks.console_logger - batch_input/tokens/tokens/token_ids",
                   "DEBUG - allennlp.common.params - trainer.optimizer.lr = 0.001"):
         assert shown in text, shown
+    assert "Loading weights" in text  # transformers' bar, hidden at INFO
     kept = (tmp_path / "run" / "out.log").read_text()  # out.log keeps them too, at that level
     assert "DEBUG - allennlp.common.util - The following parameters are Frozen" in kept
 
