@@ -1,4 +1,4 @@
-from typing import Optional, Type
+from typing import Any, Optional, Type
 
 import torch
 from allennlp.common.checks import ConfigurationError
@@ -46,6 +46,20 @@ class PrefixTuning(PeftMethod):
         self.num_virtual_tokens = at_least_one(num_virtual_tokens, f"{key}.num_virtual_tokens")
         self.prefix_projection = prefix_projection
         self.encoder_hidden_size = at_least_one(encoder_hidden_size, f"{key}.encoder_hidden_size")
+
+    def apply_to_classifier(
+        self, model: torch.nn.Module, family: Type[BackboneFamily], model_name: str
+    ) -> torch.nn.Module:
+        # PEFT 0.21.2 hands a classifier the prefix only where its `forward` names
+        # `past_key_values`; transformers 5's classifiers take it through `**kwargs` (renamed
+        # `cache`). This model's own forward is given that name (the instance's, nothing shared).
+        classify = model.forward
+
+        def forward(*args: Any, past_key_values: Any = None, **kwargs: Any) -> Any:
+            return classify(*args, cache=past_key_values, **kwargs)
+
+        model.forward = forward
+        return super().apply_to_classifier(model, family, model_name)
 
     def peft_config(
         self, model: torch.nn.Module, config: PretrainedConfig, family: Type[BackboneFamily],
