@@ -101,36 +101,28 @@ def _run(args: argparse.Namespace) -> None:
                                  f"trials per method, or drop them.")
     if args.trials != 0 and args.configs_only:
         raise ConfigurationError("--configs-only trains nothing, so it takes no --trials; drop one of them.")
-    if args.trials != 0:
-        # Optuna is imported here, when a search runs, not whenever the plugin loads.
-        from allennlp_lpt.experiments.search import search_and_compare
-
-        try:
-            outcome = search_and_compare(
-                args.config, args.output, methods=methods, trials=args.trials, seeds=args.seeds,
-                search_space=_json(args.search_space, "--search-space"), storage=args.storage,
-                study_name=args.study_name, pruner=_json(args.pruner, "--pruner") or None,
-                overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),
-                time_budget=args.time_budget, include_packages=packages, rerun_changed=args.rerun_changed,
-                keep_all=args.keep_all,
-            )
-        except InUse as error:
-            raise SystemExit(str(error)) from None
-        if outcome.failed:
-            raise SystemExit(1)
-        return
     if args.configs_only:
         paths = method_configs(args.config, methods, args.output, _json(args.overrides, "-o"),
                                _json(args.method_options, "--method-options"), args.time_budget)
         print("\n".join(paths.values()))
         return
+    common = dict(
+        methods=methods, seeds=args.seeds, overrides=_json(args.overrides, "-o"),
+        method_options=_json(args.method_options, "--method-options"), time_budget=args.time_budget,
+        include_packages=packages, rerun_changed=args.rerun_changed, keep_all=args.keep_all,
+    )
     try:
-        outcome = compare(
-            args.config, args.output, methods=methods, seeds=args.seeds,
-            overrides=_json(args.overrides, "-o"), method_options=_json(args.method_options, "--method-options"),
-            time_budget=args.time_budget, include_packages=packages, rerun_changed=args.rerun_changed,
-            keep_all=args.keep_all,
-        )
+        if args.trials != 0:
+            # Optuna is imported here, when a search runs, not whenever the plugin loads.
+            from allennlp_lpt.experiments.search import search_and_compare
+
+            outcome = search_and_compare(
+                args.config, args.output, trials=args.trials,
+                search_space=_json(args.search_space, "--search-space"), storage=args.storage,
+                study_name=args.study_name, pruner=_json(args.pruner, "--pruner") or None, **common,
+            )
+        else:
+            outcome = compare(args.config, args.output, **common)
     except InUse as error:
         raise SystemExit(str(error)) from None
     if outcome.failed:
