@@ -382,7 +382,8 @@ def low_memory_loading() -> Dict[str, Any]:
 
 
 def quiet_hf_loading():
-    """Silences transformers' notices about unused checkpoint weights while we load parts."""
+    """Silences transformers' notices about unused checkpoint weights while we load parts, and
+    its progress bar of the weights loaded (transformers 5 draws one for every model)."""
     return _HFVerbosity(hf_logging.ERROR)
 
 
@@ -390,10 +391,15 @@ class _HFVerbosity:
     def __init__(self, level: int) -> None:
         self._level = level
         self._previous = level
+        self._bars = True
 
     def __enter__(self) -> None:
         self._previous = hf_logging.get_verbosity()
+        self._bars = hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity(self._level)
+        hf_logging.disable_progress_bar()
 
     def __exit__(self, *exc_info: object) -> None:
         hf_logging.set_verbosity(self._previous)
+        if self._bars:
+            hf_logging.enable_progress_bar()
