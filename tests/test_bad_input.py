@@ -57,7 +57,7 @@ CASES = {
     "missing model directory": (QUICKSTART, lambda c, m, t: _set(c, LOWER + ("model_name",), m["missing"]),
                                 r"model_name=.*no-such-model.*no HuggingFace model config"),
     "unsupported family": (QUICKSTART, lambda c, m, t: _set(c, LOWER + ("model_name",), m["distilbert"]),
-                           r"'distilbert' model.*Supported model types: bert, camembert, gpt2, llama, mistral, qwen2, roberta, xlm-roberta"),
+                           r"'distilbert' model.*Supported model types: bert, camembert, gpt2, llama, mistral, modernbert, qwen2, qwen3, roberta, xlm-roberta"),
     "components that disagree": (QUICKSTART, lambda c, m, t: _set(c, ("model", "seq2vec_encoder", "prompt_layer"), 1),
                                  r"model.text_field_embedder.token_embedders.tokens and model.seq2vec_encoder disagree: prompt_layer"),
     "cache keys without a late-prompt embedder": (QUICKSTART, lambda c, m, t: [

@@ -390,7 +390,8 @@ def low_memory_loading() -> Dict[str, Any]:
 
 
 def quiet_hf_loading():
-    """Silences transformers' notices about unused checkpoint weights while we load parts."""
+    """Silences transformers' notices about unused checkpoint weights while we load parts (its
+    weight-loading bar is hidden for every load by `allennlp_lpt.logs`)."""
     return _HFVerbosity(hf_logging.ERROR)
 
 

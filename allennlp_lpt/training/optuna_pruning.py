@@ -1,4 +1,5 @@
 import logging
+import time
 from typing import Any, Dict, Optional
 
 from allennlp.common.checks import ConfigurationError
@@ -28,6 +29,16 @@ def build_pruner(spec: Optional[Dict[str, Any]], *, key: str) -> Any:
         raise ConfigurationError(f"{key}: {name}({spec}) is refused by Optuna: {error}") from None
 
 
+# Processes started together on a new database each create its tables; all but one then fail
+# on what the first wrote (alembic's version row, a table that exists) and open it on a retry.
+SCHEMA_RACE_ATTEMPTS = 5
+
+
+def _lost_schema_race(error: Exception) -> bool:
+    text = str(error)
+    return type(error).__name__ == "IntegrityError" or "already exists" in text
+
+
 def open_storage(url: str, *, key: str, heartbeat_interval: Optional[int] = None) -> Any:
     """
     Optuna's storage at `url` (any database URL SQLAlchemy takes: `sqlite:///PATH`,
@@ -43,15 +54,21 @@ def open_storage(url: str, *, key: str, heartbeat_interval: Optional[int] = None
         # Several processes write one SQLite file: wait for its lock rather than fail at once.
         engine_kwargs = {"connect_args": {"timeout": 120}}
     grace = None if heartbeat_interval is None else 4 * heartbeat_interval
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                          grace_period=grace)
-    except Exception as error:  # SQLAlchemy's errors: bad URL, missing driver, server not there
-        raise ConfigurationError(
-            f"{key} {url!r}: Optuna cannot open this storage ({type(error).__name__}: {error}). Give a "
-            f"database URL that is reachable from here, e.g. sqlite:///OUT/study.db or "
-            f"postgresql://USER:PASSWORD@HOST:5432/DB (the psycopg2 package must be installed for PostgreSQL)."
-        ) from None
+    for attempt in range(1, SCHEMA_RACE_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=heartbeat_interval, grace_period=grace)
+        except Exception as error:  # SQLAlchemy's errors: bad URL, missing driver, server not there
+            if _lost_schema_race(error) and attempt < SCHEMA_RACE_ATTEMPTS:
+                time.sleep(0.5 * attempt)
+                continue
+            raise ConfigurationError(
+                f"{key} {url!r}: Optuna cannot open this storage ({type(error).__name__}: {error}). Give a "
+                f"database URL that is reachable from here, e.g. sqlite:///OUT/study.db or "
+                f"postgresql://USER:PASSWORD@HOST:5432/DB (the psycopg2 package must be installed for "
+                f"PostgreSQL)."
+            ) from None
+    raise AssertionError("unreachable")
 
 
 @TrainerCallback.register("lpt_optuna_pruning")

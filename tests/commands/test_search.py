@@ -115,3 +115,16 @@ def test_search_flags_without_trials_are_refused_by_the_command(tiny_models, tmp
     assert result.returncode != 0
     assert "--storage given without --trials N" in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "out").exists()
+
+
+def test_processes_that_open_a_new_study_database_together_all_open_it(tmp_path):
+    """Each creates the tables of a new SQLite file; those that lose the race open what the
+    winner made (machines started together on one --storage)."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = ("import sys\nfrom allennlp_lpt.training.optuna_pruning import open_storage\n"
+            "open_storage(sys.argv[1], key='--storage')\nprint('opened')")
+    processes = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, cwd=ROOT) for _ in range(4)]
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0 and out.strip() == "opened", err[-2000:]
