@@ -290,6 +290,9 @@ def run_trials(plan: SearchPlan, method: str, study: Any, trials: int, output: s
                                           trial.params)
         config = method_config(plan.base, method, {**method_options, **options}, time_budget,
                                source=source, overrides=overrides)
+        # A trial is scored on the validation set alone: its test score would cost a pass and
+        # tempt selection on test.
+        config["evaluate_on_test"] = False
         config.setdefault("trainer", {}).setdefault("callbacks", []).append({
             "type": "lpt_optuna_pruning", "storage": plan.storage_url, "study_name": study.study_name,
             "trial_number": trial.number, "metric": plan.metric, "pruner": plan.pruner,
