@@ -34,9 +34,10 @@ import logging
 from typing import Dict, List, Optional, Tuple
 
 # The no-weight-decay group of training_configs/common/lpt.libsonnet's `optimizer(...)`: biases
-# and the norm weights of every family (BERT, RoBERTa: LayerNorm; GPT-2: ln_1, ln_2, ln_f).
+# and the norm weights of every family (BERT, RoBERTa: LayerNorm; Llama, Qwen: input_layernorm,
+# q_norm, norm; ModernBERT: attn_norm, final_norm; GPT-2: ln_1, ln_2, ln_f).
 # tests/training/test_logs.py checks that the two agree.
-NO_DECAY_REGEX = r"bias|LayerNorm\.weight|layer_norm\.weight|ln_.*\.weight"
+NO_DECAY_REGEX = r"bias|[Nn]orm\.weight|ln_.*\.weight"
 
 # (logger, function, message templates it logs; None: every INFO record of that logger).
 _RULES: Tuple[Tuple[str, Optional[str], Optional[Tuple[str, ...]]], ...] = (

@@ -28,8 +28,10 @@ def test_a_pruned_trial_stops_after_the_epoch_the_pruner_refuses(tiny_models, tm
     base = base_config(tiny_models, tmp_path, epochs=3)
     out = tmp_path / "out"
     # Accuracy is never above 1.1: Optuna's ThresholdPruner prunes every trial at its first report.
+    validation = json.load(open(base))["validation_data_path"]
     outcome = search_and_compare(base, str(out), methods=["late_prompt"], trials=2, seeds=[1],
-                                 pruner={"type": "ThresholdPruner", "lower": 1.1})
+                                 pruner={"type": "ThresholdPruner", "lower": 1.1},
+                                 overrides={"test_data_path": validation, "evaluate_on_test": True})
     search = rows(out / "search.csv")
     assert [(r["trial"], r["state"], r["epochs_reported"]) for r in search] == [("0", "PRUNED", "1"), ("1", "PRUNED", "1")]
     for row in search:
@@ -38,6 +40,8 @@ def test_a_pruned_trial_stops_after_the_epoch_the_pruner_refuses(tiny_models, tm
         assert metrics["epoch"] == 0 and metrics["pruned_at_epoch"] == 0
         assert float(row["dev_accuracy"]) == metrics["best_validation_accuracy"]
         assert os.path.isfile(os.path.join(row["run"], "model.tar.gz"))
+        # A trial is scored on the validation set only, whatever the base config says of test.
+        assert not [key for key in metrics if key.startswith("test_")]
     # No trial completed: nothing to retrain, and the command says so (exit 1).
     assert outcome.failed == [("late_prompt (search)", str(out / "search.csv"))]
     assert not (out / "late_prompt_seed=1").exists()

@@ -138,9 +138,17 @@ def test_the_shipped_no_decay_group_is_the_one_the_logs_know():
     # Full fine-tuning of a BERT-like model and of GPT-2.
     (["layer.0.output.LayerNorm.weight", "layer.0.output.dense.weight"], ["layer.0.output.LayerNorm.weight"]),
     (["h.0.ln_1.weight", "ln_f.weight", "h.0.attn.c_attn.weight"], ["h.0.ln_1.weight", "ln_f.weight"]),
+    # Full fine-tuning of Llama or Qwen3 (QK-norm) and of ModernBERT: their norms' own names.
+    (["layers.0.input_layernorm.weight", "layers.0.post_attention_layernorm.weight", "layers.0.self_attn.q_norm.weight",
+      "layers.0.self_attn.q_proj.weight", "norm.weight", "layers.0.mlp.down_proj.weight"],
+     ["layers.0.input_layernorm.weight", "layers.0.post_attention_layernorm.weight", "layers.0.self_attn.q_norm.weight",
+      "norm.weight"]),
+    (["layers.1.attn_norm.weight", "layers.1.mlp_norm.weight", "final_norm.weight", "embeddings.norm.weight",
+      "layers.1.attn.Wqkv.weight", "embeddings.tok_embeddings.weight"],
+     ["layers.1.attn_norm.weight", "layers.1.mlp_norm.weight", "final_norm.weight", "embeddings.norm.weight"]),
     # Prompt tuning: nothing to exempt.
     (["prompt_encoder.default.embedding.weight"], []),
-], ids=["late_prompt", "bert", "gpt2", "prompt_tuning"])
+], ids=["late_prompt", "bert", "gpt2", "llama_qwen3", "modernbert", "prompt_tuning"])
 def test_the_shipped_optimizer_exempts_biases_and_norm_weights_and_warns_of_nothing(trains, exempt, caplog):
     groups = _groups(trains, _shipped_groups(), caplog)
     # The authors' rule, by hand: no weight decay on biases and LayerNorm weights, 0.1 elsewhere.

@@ -3,7 +3,8 @@
   // The folder of the file that imports this one (so data paths can be relative to the config).
   dirOf(file):: std.join('/', std.split(file, '/')[:std.length(std.split(file, '/')) - 1]),
 
-  // AdamW as the authors ran it: weight decay 0.1, none on biases and LayerNorm weights.
+  // AdamW as the authors ran it: weight decay 0.1, none on biases and norm weights (LayerNorm,
+  // layer_norm, input_layernorm, q_norm, attn_norm, ... : every family's spelling; GPT-2's ln_*).
   // One regex for every family's names: AllenNLP warns of each regex that matches nothing that
   // trains, and a pattern per family would warn on every run (allennlp_lpt/logs.py keeps a copy).
   optimizer(lr):: {
@@ -12,7 +13,7 @@
     eps: 1e-8,
     weight_decay: 0.1,
     parameter_groups: [
-      [['bias|LayerNorm\\.weight|layer_norm\\.weight|ln_.*\\.weight'], { weight_decay: 0.0 }],
+      [['bias|[Nn]orm\\.weight|ln_.*\\.weight'], { weight_decay: 0.0 }],
     ],
   },
 
