@@ -31,3 +31,35 @@ def test_every_document_the_repository_points_to_exists():
             if not os.path.isfile(os.path.join(ROOT, target)):
                 missing.add((path, target))
     assert not missing, sorted(missing)
+
+
+def heading_anchors(path: str):
+    """The anchors GitHub gives a Markdown file's headings (lower case, punctuation dropped,
+    spaces to hyphens), outside code blocks."""
+    anchors, in_code = set(), False
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def test_every_relative_link_in_the_documents_reaches_its_file_and_heading():
+    link = re.compile(r"\]\(([^)\s]+)\)")
+    broken = []
+    for path in tracked_text_files():
+        if not path.endswith(".md"):
+            continue
+        for target in link.findall(open(os.path.join(ROOT, path), encoding="utf-8").read()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            file_part, _, anchor = target.partition("#")
+            resolved = os.path.normpath(os.path.join(ROOT, os.path.dirname(path), file_part)) if file_part \
+                else os.path.join(ROOT, path)
+            if not os.path.exists(resolved):
+                broken.append((path, target, "no such file"))
+            elif anchor and resolved.endswith(".md") and anchor not in heading_anchors(resolved):
+                broken.append((path, target, "no such heading"))
+    assert not broken, broken
