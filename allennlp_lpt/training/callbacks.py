@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy
 import torch
 from allennlp.common.checks import ConfigurationError
+from allennlp.common.util import dump_metrics
 from allennlp.training.callbacks.callback import TrainerCallback
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,8 @@ class TimeBudgetCallback(TrainerCallback):
     budget is the last one trained; the rest of that epoch is passed over, its validation runs
     as usual, and training ends there: AllenNLP then restores the best checkpoint and evaluates
     it (`evaluate_on_test`) as after any run. Give `num_epochs` enough epochs to fill the
-    budget. `metrics.json` gets `stopped_by_time_budget`.
+    budget. `metrics.json` gets `stopped_by_time_budget`. The stopped epoch's training metrics
+    cover the batches it trained; its validation metrics, the validation set alone.
 
     Registered as a `TrainerCallback` with name "lpt_time_budget".
 
@@ -168,6 +170,8 @@ class TimeBudgetCallback(TrainerCallback):
         self.seconds = float(seconds)
         self._started: Optional[float] = None
         self.stopped = False
+        # The stopped epoch's training metrics, taken when its last batch trained.
+        self._stopped_epoch_training: Optional[Dict[str, Any]] = None
 
     def on_start(self, trainer: Any, is_primary: bool = True, **kwargs: Any) -> None:
         self._started = time.monotonic()
@@ -184,6 +188,13 @@ class TimeBudgetCallback(TrainerCallback):
             # made to cover the rest of this epoch.
             trainer._start_after_epochs_completed = trainer._epochs_completed
             trainer._start_after_batches_in_epoch_completed = sys.maxsize
+            # AllenNLP then reports no training metrics for this epoch (it would keep the last
+            # epoch's) and leaves the model's metric counts uncleared, so validation would add
+            # its counts to this epoch's training counts. Take the training figures now (running
+            # means over the batches trained) and clear the counts.
+            self._stopped_epoch_training = {key: value for key, value in batch_metrics.items()
+                                            if key not in ("batch_loss", "batch_reg_loss")}
+            trainer.model.get_metrics(reset=True)
             logger.info("lpt_time_budget: %.0f s spent; this epoch's remaining batches are passed over "
                         "and training ends after its validation.", self.seconds)
 
@@ -191,6 +202,12 @@ class TimeBudgetCallback(TrainerCallback):
                  **kwargs: Any) -> None:
         if self.stopped:
             metrics["stopped_by_time_budget"] = True
+            if self._stopped_epoch_training is not None:
+                for key, value in self._stopped_epoch_training.items():
+                    metrics["training_" + key] = value
+                self._stopped_epoch_training = None
+                if is_primary:  # AllenNLP wrote this epoch's file before its callbacks ran.
+                    dump_metrics(os.path.join(self.serialization_dir, f"metrics_epoch_{epoch}.json"), metrics)
             end_after_this_epoch(trainer)
 
     def on_end(self, trainer: Any, metrics: Optional[Dict[str, Any]] = None, epoch: Optional[int] = None,

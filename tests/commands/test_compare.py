@@ -84,6 +84,25 @@ def test_the_time_budget_stops_a_run_and_keeps_its_best_checkpoint(base, tmp_pat
     assert line.startswith(f"| full | {100 * run['score']:.2f} | 1 |") and "±" not in line
 
 
+def test_the_epoch_the_budget_stops_is_validated_on_the_validation_rows_alone(base, tmp_path):
+    # The budget runs out at the first batch. AllenNLP clears the model's metric counts only at
+    # a full epoch's end: uncleared, the validation after the stop would count that batch too.
+    out = str(tmp_path / "out")
+    compare(base, out, methods=["full"], seeds=[1], time_budget=1e-9)
+    run = os.path.join(out, "full_seed=1")
+    validation_file = json.load(open(base))["validation_data_path"]
+    validation_rows = sum(1 for _ in open(validation_file)) - 1
+    with open(os.path.join(run, "confusion_matrix.csv")) as handle:
+        counted = sum(int(cell) for row in list(csv.reader(handle))[1:] for cell in row[1:])
+    assert counted == validation_rows
+    epoch = json.load(open(os.path.join(run, "metrics_epoch_0.json")))
+    assert epoch["stopped_by_time_budget"] is True
+    correct = epoch["validation_accuracy"] * validation_rows
+    assert abs(correct - round(correct)) < 1e-6
+    # The stopped epoch's training figures are its own batch's (AllenNLP would report none).
+    assert epoch["training_loss"] > 0 and 0 <= epoch["training_accuracy"] <= 1
+
+
 def test_method_options_change_the_defaults(base, tmp_path):
     from allennlp_lpt.experiments.compare import method_configs
 
