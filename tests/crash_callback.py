@@ -5,6 +5,8 @@ import signal
 
 from allennlp.training.callbacks.callback import TrainerCallback
 
+from allennlp_lpt.training.callbacks import TimeBudgetCallback
+
 
 @TrainerCallback.register("test_kill_once")
 class KillOnce(TrainerCallback):
@@ -43,3 +45,15 @@ class SaveGeneratorPerWorker(TrainerCallback):
 
     def on_end(self, trainer, metrics=None, epoch=None, is_primary: bool = True, **kwargs) -> None:
         self._save(trainer, "end")
+
+
+@TrainerCallback.register("test_time_budget_by_rank")
+class TimeBudgetByRank(TimeBudgetCallback):
+    """`lpt_time_budget` with a different budget on each worker (`seconds[rank]`): workers whose
+    clocks disagree about the budget."""
+
+    def __init__(self, serialization_dir: str, seconds: list) -> None:
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        super().__init__(serialization_dir, seconds[rank])

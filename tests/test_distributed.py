@@ -59,3 +59,31 @@ def test_two_cpu_workers_train_and_the_archive_evaluates(tiny_models, tmp_path, 
     # The best epoch's validation counts, summed over both workers' shards, are those of the
     # archive (the best weights) evaluated in one process.
     assert (run / "confusion_matrix.csv").read_text() == (tmp_path / "dev_confusion_matrix.csv").read_text()
+
+
+def test_workers_whose_clocks_disagree_stop_after_the_same_batch(tiny_models, tmp_path):
+    # Rank 0 is past its budget at its first batch, rank 1 never is: each deciding alone, rank 1
+    # would train on while rank 0 validates, and the run would hang on unpaired collectives.
+    path = tiny_config(os.path.join(CONFIGS, "quickstart.jsonnet"), tiny_models, str(tmp_path), family="roberta",
+                       epochs=3)
+    config = json.load(open(path))
+    config["distributed"] = {"cuda_devices": [-1, -1]}
+    config["evaluate_on_test"] = False
+    config["data_loader"] = {"batch_size": 2, "shuffle": True}
+    config["trainer"].setdefault("callbacks", []).append({"type": "test_time_budget_by_rank", "seconds": [1e-9, 1e9]})
+    path = tmp_path / "distributed.json"
+    path.write_text(json.dumps(config))
+    run = tmp_path / "run"
+    trained = subprocess.run(
+        [sys.executable, "-m", "allennlp", "train", str(path), "-s", str(run), "--include-package", "allennlp_lpt",
+         "--include-package", "crash_callback"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=TESTS + os.pathsep + os.environ.get("PYTHONPATH", "")),
+    )
+    assert trained.returncode == 0, trained.stderr[-4000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epoch"] == 0 and metrics["stopped_by_time_budget"] is True
+    # The epoch's validation counted the validation rows alone, over both workers' shards.
+    rows = sum(1 for _ in open(config["validation_data_path"])) - 1
+    counts = [line.split(",")[1:] for line in (run / "confusion_matrix.csv").read_text().splitlines()[1:]]
+    assert sum(int(cell) for row in counts for cell in row) == rows

@@ -153,7 +153,9 @@ class TimeBudgetCallback(TrainerCallback):
     as usual, and training ends there: AllenNLP then restores the best checkpoint and evaluates
     it (`evaluate_on_test`) as after any run. Give `num_epochs` enough epochs to fill the
     budget. `metrics.json` gets `stopped_by_time_budget`. The stopped epoch's training metrics
-    cover the batches it trained; its validation metrics, the validation set alone.
+    cover the batches it trained; its validation metrics, the validation set alone. In
+    distributed training every worker stops after the same batch (the first past the budget
+    decides).
 
     Registered as a `TrainerCallback` with name "lpt_time_budget".
 
@@ -181,7 +183,7 @@ class TimeBudgetCallback(TrainerCallback):
                  batch_grad_norm: Optional[float] = None, **kwargs: Any) -> None:
         if not is_training or self.stopped or self._started is None:
             return
-        if time.monotonic() - self._started >= self.seconds:
+        if self._out_of_time(trainer):
             self.stopped = True
             # AllenNLP 2.10 has no way to end an epoch early; it passes over (reads, without
             # training on them) the batches before a recovered run's position, and that is
@@ -197,6 +199,17 @@ class TimeBudgetCallback(TrainerCallback):
             trainer.model.get_metrics(reset=True)
             logger.info("lpt_time_budget: %.0f s spent; this epoch's remaining batches are passed over "
                         "and training ends after its validation.", self.seconds)
+
+    def _out_of_time(self, trainer: Any) -> bool:
+        out = time.monotonic() - self._started >= self.seconds
+        if getattr(trainer, "_distributed", False):
+            # Every worker must stop after the same batch, or one trains on while another
+            # validates and their collective calls no longer pair up: the first worker past the
+            # budget decides for all (one scalar per batch, as AllenNLP's own end-of-data check).
+            flag = torch.tensor(int(out), device=trainer.cuda_device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            out = bool(flag.item())
+        return out
 
     def on_epoch(self, trainer: Any, metrics: Dict[str, Any], epoch: int, is_primary: bool = True,
                  **kwargs: Any) -> None:
