@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from config_swap import CONFIGS, FIXTURES, ROOT, tiny_config
+from config_swap import CONFIGS, ROOT, tiny_config
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
