@@ -1,7 +1,8 @@
 """
 SST-2 dev accuracy and wall time with all-MiniLM-L6-v2, every method trained by `allennlp train`:
-late prompt (the quickstart's MPPG at prompt layers 1, 3, 5; NPG at 3), late prompt with the lower-layer cache, input-level
-prompt tuning (prompt_layer 0, static prompt), full fine-tuning, frozen backbone + linear head.
+late prompt (the quickstart's MPPG at prompt layers 1, 3, 5; NPG at 3), late prompt with the
+lower-layer cache, input-level prompt tuning (prompt_layer 0, static prompt), full fine-tuning,
+frozen backbone + linear head.
 
     python scripts/accuracy_sst2.py --sst2 data/sst2 --out runs/accuracy-sst2 \
         [--train-examples N] [--epochs E] [--methods a,b,...]
